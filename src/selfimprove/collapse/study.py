@@ -1,0 +1,181 @@
+"""What every collapse study shares: its config, the `Family` protocol, and the stages that
+run a family under a data policy.
+
+A family is a parametric model with vectorized `fit` and `sample`: a model holds one
+parameter set per seed, so one call works on all seeds. Generation 0 fits real data; every
+later generation samples the incumbent, lets the policy decide what to train on, and refits.
+Metric keys: `collapse/*` read the model's parameters, `monitor/*` compare samples drawn from
+the model with fresh real samples, `analytic/<key>` is the theory's value of `<key>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+from pydantic import Field
+
+from selfimprove.core import monitors
+from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.engine import Pipeline
+from selfimprove.core.policies import DataPolicy, Kept, add_noise, curate, training_batches
+from selfimprove.core.records import Batch, Metrics, Provenance
+from selfimprove.core.stages import Evaluate, no_verification
+
+M = TypeVar("M")
+
+
+class CollapseConfig(LoopConfig):
+    """Settings every collapse study shares."""
+
+    num_seeds: int = Field(100, ge=1, description="independent replicates, run as one array")
+    monitor_every: int = Field(10, ge=1, description="compute sample monitors every N generations")
+    monitor_seeds: int = Field(8, ge=1, description="seeds the sample monitors look at")
+    monitor_samples: int = Field(250, ge=10, description="samples per seed for sample monitors")
+    checkpoint_every: int = Field(
+        0, ge=0, description="collapse studies are cheap to replay: no snapshots by default"
+    )
+
+
+class PolicyArm(ConfigModel):
+    """One arm: a data policy, and a name for the report (default: the policy's label)."""
+
+    name: str | None = Field(None, description="label in tables and plots")
+    policy: DataPolicy = Field(DataPolicy(), description="what the next model trains on")
+
+    def label(self) -> str:
+        return self.name or self.policy.label()
+
+
+class Family(Protocol[M]):
+    """A parametric model family, vectorized over seeds."""
+
+    def draw_real(self, num_seeds: int, num: int, rng: np.random.Generator) -> np.ndarray:
+        """Samples from the true distribution, `[S, num, ...]`."""
+        ...
+
+    def sample(
+        self, model: M, num: int, temperature: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Samples from `model` at `temperature`, `[S, num, ...]`."""
+        ...
+
+    def fit(self, batches: Sequence[Batch], incumbent: M | None) -> M:
+        """A new model fitted on all samples of `batches` (warm-started from `incumbent`)."""
+        ...
+
+
+def real_batch(data: np.ndarray, generation: int) -> Batch:
+    return Batch(data, Provenance("real", generation, "world"))
+
+
+@dataclass(frozen=True)
+class FitReal(Generic[M]):
+    """Generation 0: fit the family on `budget` real samples per seed."""
+
+    family: Family[M]
+    num_seeds: int
+    budget: int
+
+    def __call__(self, rng: np.random.Generator) -> tuple[M, Kept]:
+        kept = (real_batch(self.family.draw_real(self.num_seeds, self.budget, rng), 0),)
+        return self.family.fit(kept, None), kept
+
+
+@dataclass(frozen=True)
+class SampleModel(Generic[M]):
+    """Draw the synthetic part of the next training set from the incumbent."""
+
+    family: Family[M]
+    policy: DataPolicy
+    budget: int
+
+    def __call__(self, model: M, generation: int, rng: np.random.Generator) -> Batch:
+        num = self.policy.num_synthetic(self.budget)
+        data = self.family.sample(model, num, self.policy.temperature, rng)
+        batch = Batch(data, Provenance("synthetic", generation, f"generation-{generation - 1}"))
+        return add_noise(batch, self.policy.noise_scale, rng)
+
+
+@dataclass(frozen=True)
+class CurateByPolicy(Generic[M]):
+    """Combine the new synthetic batch with real data and history, as the policy says."""
+
+    family: Family[M]
+    policy: DataPolicy
+    budget: int
+    num_seeds: int
+
+    def __call__(
+        self, scored: Batch, history: Sequence[Kept], generation: int, rng: np.random.Generator
+    ) -> Kept:
+        return curate(self.policy, scored, history, self._draw_real, self.budget, rng)
+
+    def _draw_real(self, num: int, generation: int, rng: np.random.Generator) -> Batch:
+        return real_batch(self.family.draw_real(self.num_seeds, num, rng), generation)
+
+
+@dataclass(frozen=True)
+class FitKept(Generic[M]):
+    family: Family[M]
+    policy: DataPolicy
+    budget: int
+
+    def __call__(self, incumbent: M, kept: Kept, rng: np.random.Generator) -> M:
+        return self.family.fit(training_batches(self.policy, kept, self.budget, rng), incumbent)
+
+
+def policy_pipeline(
+    family: Family[M], policy: DataPolicy, num_seeds: int, budget: int, evaluate: Evaluate[M]
+) -> Pipeline[M, Batch, Batch, Kept]:
+    """The collapse loop: fit real data, then sample -> curate by policy -> refit, forever."""
+    return Pipeline(
+        initialize=FitReal(family, num_seeds, budget),
+        generate=SampleModel(family, policy, budget),
+        verify=no_verification,
+        curate=CurateByPolicy(family, policy, budget, num_seeds),
+        train=FitKept(family, policy, budget),
+        evaluate=evaluate,
+        history_window=1,  # every policy needs only generation 0 and the newest kept
+    )
+
+
+def spread_summary(prefix: str, values: np.ndarray) -> Metrics:
+    """Median and the 10th / 90th percentiles over seeds: single runs are heavy-tailed."""
+    q10, q50, q90 = np.percentile(values, [10, 50, 90])
+    return {
+        f"{prefix}_median": float(q50),
+        f"{prefix}_q10": float(q10),
+        f"{prefix}_q90": float(q90),
+    }
+
+
+def sample_monitors(
+    generated: np.ndarray,
+    reference: np.ndarray,
+    bandwidth: float,
+    histogram_edges: np.ndarray | None,
+) -> Metrics:
+    """The core monitors on `[s, n, D]` model samples against as many real samples; medians.
+
+    Tail quantiles are the reference's own 0.5% and 99.5% quantiles (so real data gives ~1%).
+    """
+    low = np.quantile(reference, 0.005, axis=(0, 1))
+    high = np.quantile(reference, 0.995, axis=(0, 1))
+    precision, recall = monitors.knn_precision_recall(reference, generated, k=5)
+    values = {
+        "monitor/spread": monitors.spread(generated),
+        "monitor/mean_drift": monitors.mean_drift(generated, reference.mean(axis=(0, 1))),
+        "monitor/tail_mass": monitors.tail_mass(generated, low, high),
+        "monitor/mmd": monitors.mmd_rbf(generated, reference, bandwidth),
+        "monitor/frechet": monitors.frechet_from_samples(generated, reference),
+        "monitor/precision": precision,
+        "monitor/recall": recall,
+    }
+    if histogram_edges is not None:
+        p = monitors.histogram_probs(generated[..., 0], histogram_edges)
+        q = monitors.histogram_probs(reference[..., 0], histogram_edges)
+        values["monitor/js"] = monitors.js_divergence(p, q)
+    return {key: float(np.median(value)) for key, value in values.items()}

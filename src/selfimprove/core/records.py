@@ -1,0 +1,112 @@
+"""Frozen records passed between stages and written to the run store.
+
+Conventions: a `Batch` holds many samples at once with a leading axis per independent
+replicate ("seed") and a second axis per sample: `data` is `[S, N, ...]`. Vectorized studies
+run hundreds of seeds in one array instead of a Python loop over seeds. One provenance
+describes every sample in a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import numpy as np
+
+Source = Literal["real", "synthetic"]
+Action = Literal["accept", "reject", "rollback", "halt"]
+Metrics = dict[str, float]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verifier's judgement of one sample (or of every sample in a batch)."""
+
+    passed: bool
+    verifier: str
+    score: float = float("nan")
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a sample came from: real or synthetic, which generation, which model."""
+
+    source: Source
+    generation: int
+    model: str
+    verdict: Verdict | None = None
+    review: str | None = None
+
+
+@dataclass(frozen=True)
+class Sample(Generic[T]):
+    """One item `generate` produced (or one real item), with its provenance."""
+
+    content: T
+    provenance: Provenance
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """Many samples with one provenance; `data` is `[S, N, ...]` (seeds, samples, features).
+
+    `cache` memoizes pure functions of `data` (such as sufficient statistics), so a policy
+    that accumulates every earlier batch does not recompute them each generation.
+    """
+
+    data: np.ndarray
+    provenance: Provenance
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def num_seeds(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.data.shape[1])
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's verdict on a candidate, with the reason that is logged."""
+
+    action: Action
+    reason: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.action == "accept"
+
+
+@dataclass(frozen=True)
+class ProvenanceCount:
+    """How many samples of one provenance a generation kept."""
+
+    provenance: Provenance
+    count: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the append-only event log."""
+
+    kind: str
+    message: str
+    arm: str | None = None
+    generation: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """Everything the store keeps about one finished generation of one arm."""
+
+    arm: str
+    generation: int
+    metrics: Metrics
+    decision: Decision
+    kept: tuple[ProvenanceCount, ...] = ()
+    events: tuple[Event, ...] = ()

@@ -1,0 +1,320 @@
+"""The run store: one folder per run under `runs/`, holding `run.sqlite` (WAL) and artifacts.
+
+`run.sqlite` keeps the resolved config, arms, generations with the gate's decision, flat
+metrics, the provenance of what each generation kept, and an append-only event log (triggers
+refuse UPDATE and DELETE on it). A generation is committed in one transaction, after its
+artifacts are in place, so a crash at any moment leaves either the whole generation or none.
+
+Artifacts live in `arms/<arm>/gen-NNNNN/`, written under a temporary name and renamed, so a
+half-written folder never counts. Loop-state snapshots (`state.pkl`) are our own files,
+written and read only by this module; only the two newest are kept.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import pickle
+import re
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from selfimprove.core.records import Event, GenerationRecord, Metrics
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, seed INTEGER NOT NULL,
+    created TEXT NOT NULL, status TEXT NOT NULL, version TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS arms (
+    name TEXT PRIMARY KEY, position INTEGER NOT NULL, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS generations (
+    arm TEXT NOT NULL, generation INTEGER NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL,
+    finished TEXT NOT NULL, PRIMARY KEY (arm, generation));
+CREATE TABLE IF NOT EXISTS metrics (
+    arm TEXT NOT NULL, generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL,
+    PRIMARY KEY (arm, generation, key));
+CREATE TABLE IF NOT EXISTS provenance (
+    arm TEXT NOT NULL, generation INTEGER NOT NULL, source TEXT NOT NULL,
+    origin_generation INTEGER NOT NULL, model TEXT NOT NULL, verdict TEXT, review TEXT,
+    count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, arm TEXT, generation INTEGER,
+    kind TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+"""
+
+_SNAPSHOTS_KEPT = 2
+
+
+class RunNotFoundError(LookupError):
+    """No run with that id or folder."""
+
+
+class RunBusyError(RuntimeError):
+    """Another process is running this run right now."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    kind: str
+    seed: int
+    created: str
+    status: str
+    config: dict[str, Any]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "arm"
+
+
+class RunStore:
+    """One run's folder and database. Create with `create`, reopen with `open`."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._db = sqlite3.connect(run_dir / "run.sqlite", isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, runs_dir: Path, kind: str, config: dict[str, Any], seed: int, version: str
+    ) -> RunStore:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        run_id = f"{_slug(kind.replace('.', '-'))}-{stamp}-{secrets.token_hex(2)}"
+        run_dir = runs_dir / run_id
+        run_dir.mkdir(parents=True)
+        store = cls(run_dir)
+        store._db.executescript(_SCHEMA)
+        with store._transaction():
+            store._db.execute(
+                "INSERT INTO run VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (run_id, kind, json.dumps(config, sort_keys=True), seed, now(), version),
+            )
+        return store
+
+    @classmethod
+    def open(cls, run: str | Path, runs_dir: Path = Path("runs")) -> RunStore:
+        """Open a run by folder path or by id under `runs_dir`."""
+        for candidate in (Path(run), runs_dir / str(run)):
+            if (candidate / "run.sqlite").is_file():
+                return cls(candidate)
+        raise RunNotFoundError(f"no run {str(run)!r} (looked in {runs_dir}/ and at that path)")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run's lock while running it; a second runner fails at once."""
+        with (self.run_dir / ".lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunBusyError(
+                    f"run {self.run_dir.name} is being run by another process"
+                ) from None
+            yield
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- run and arms ---------------------------------------------------------------------
+
+    def info(self) -> RunInfo:
+        row = self._db.execute("SELECT id, kind, seed, created, status, config FROM run").fetchone()
+        return RunInfo(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+
+    def set_status(self, status: str) -> None:
+        with self._transaction():
+            self._db.execute("UPDATE run SET status = ?", (status,))
+
+    def register_arms(self, names: list[str]) -> None:
+        with self._transaction():
+            for position, name in enumerate(names):
+                self._db.execute(
+                    "INSERT OR IGNORE INTO arms VALUES (?, ?, 'pending')", (name, position)
+                )
+
+    def arms(self) -> list[tuple[str, str]]:
+        """(name, status) of every arm, in config order."""
+        rows = self._db.execute("SELECT name, status FROM arms ORDER BY position").fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def set_arm_status(self, arm: str, status: str) -> None:
+        with self._transaction():
+            self._db.execute("UPDATE arms SET status = ? WHERE name = ?", (status, arm))
+
+    # -- generations ----------------------------------------------------------------------
+
+    def last_generation(self, arm: str) -> int:
+        """The newest committed generation of `arm`, or -1 when none is."""
+        row = self._db.execute(
+            "SELECT MAX(generation) FROM generations WHERE arm = ?", (arm,)
+        ).fetchone()
+        return -1 if row[0] is None else int(row[0])
+
+    def commit_generation(self, record: GenerationRecord) -> None:
+        """Write one finished generation in one transaction."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO generations VALUES (?, ?, ?, ?, ?)",
+                (
+                    record.arm,
+                    record.generation,
+                    record.decision.action,
+                    record.decision.reason,
+                    now(),
+                ),
+            )
+            self._db.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?, ?)",
+                [(record.arm, record.generation, k, float(v)) for k, v in record.metrics.items()],
+            )
+            self._db.executemany(
+                "INSERT INTO provenance VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        record.arm,
+                        record.generation,
+                        item.provenance.source,
+                        item.provenance.generation,
+                        item.provenance.model,
+                        None
+                        if item.provenance.verdict is None
+                        else item.provenance.verdict.verifier,
+                        item.provenance.review,
+                        item.count,
+                    )
+                    for item in record.kept
+                ],
+            )
+            for event in record.events:
+                self._insert_event(event)
+
+    def log_event(self, event: Event) -> None:
+        with self._transaction():
+            self._insert_event(event)
+
+    def _insert_event(self, event: Event) -> None:
+        self._db.execute(
+            "INSERT INTO events (time, arm, generation, kind, message) VALUES (?, ?, ?, ?, ?)",
+            (now(), event.arm, event.generation, event.kind, event.message),
+        )
+
+    def metrics(self, arm: str) -> dict[int, Metrics]:
+        """generation -> metrics of one arm."""
+        table: dict[int, Metrics] = {}
+        rows = self._db.execute(
+            "SELECT generation, key, value FROM metrics WHERE arm = ? ORDER BY generation", (arm,)
+        )
+        for generation, key, value in rows:
+            table.setdefault(generation, {})[key] = math.nan if value is None else float(value)
+        return table
+
+    def decisions(self, arm: str) -> dict[int, tuple[str, str]]:
+        rows = self._db.execute(
+            "SELECT generation, action, reason FROM generations WHERE arm = ? ORDER BY generation",
+            (arm,),
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def events(self) -> list[tuple[str, str | None, int | None, str, str]]:
+        """(time, arm, generation, kind, message) in the order they were logged."""
+        rows = self._db.execute(
+            "SELECT time, arm, generation, kind, message FROM events ORDER BY id"
+        )
+        return [tuple(row) for row in rows]
+
+    def provenance(self, arm: str, generation: int) -> list[tuple[str, int, str, int]]:
+        """(source, origin generation, model, count) of what one generation kept."""
+        rows = self._db.execute(
+            "SELECT source, origin_generation, model, count FROM provenance "
+            "WHERE arm = ? AND generation = ? ORDER BY origin_generation",
+            (arm, generation),
+        )
+        return [tuple(row) for row in rows]
+
+    # -- artifacts and snapshots ----------------------------------------------------------
+
+    def arm_dir(self, arm: str) -> Path:
+        return self.run_dir / "arms" / _slug(arm)
+
+    def write_generation_folder(
+        self, arm: str, generation: int, write: Callable[[Path], None]
+    ) -> Path:
+        """Let `write` fill a temporary folder, then rename it to `gen-NNNNN` atomically."""
+        final = self.arm_dir(arm) / f"gen-{generation:05d}"
+        temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+        write(temporary)
+        if final.exists():  # left by a crash after the rename but before the commit
+            shutil.rmtree(final)
+        os.rename(temporary, final)
+        return final
+
+    def save_snapshot(self, arm: str, generation: int, state: Any) -> None:
+        def write(folder: Path) -> None:
+            with (folder / "state.pkl").open("wb") as handle:
+                pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+        self.write_generation_folder(arm, generation, write)
+        for old in self._snapshot_paths(arm)[:-_SNAPSHOTS_KEPT]:
+            old.unlink()
+
+    def load_snapshot(self, arm: str, at_most: int) -> tuple[int, Any] | None:
+        """The newest readable snapshot at or before generation `at_most`, or None."""
+        for path in reversed(self._snapshot_paths(arm)):
+            generation = int(path.parent.name.removeprefix("gen-"))
+            if generation > at_most:
+                continue  # written, but its generation was never committed
+            try:
+                with path.open("rb") as handle:
+                    return generation, pickle.load(handle)
+            except (OSError, EOFError, pickle.UnpicklingError):
+                continue
+        return None
+
+    def _snapshot_paths(self, arm: str) -> list[Path]:
+        return sorted(self.arm_dir(arm).glob("gen-*/state.pkl"))
+
+
+def list_runs(runs_dir: Path) -> list[RunInfo]:
+    """Every run under `runs_dir`, oldest first."""
+    infos = []
+    for path in sorted(runs_dir.glob("*/run.sqlite")):
+        store = RunStore(path.parent)
+        try:
+            infos.append(store.info())
+        except sqlite3.DatabaseError:
+            continue
+        finally:
+            store.close()
+    return sorted(infos, key=lambda info: info.created)

@@ -1,0 +1,104 @@
+"""Experiments: map a config's `kind` to its config model and its arms; start and resume runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfimprove import __version__
+from selfimprove.collapse import fresh_data, gaussian, gmm, regression, zipf
+from selfimprove.core.config import ConfigError, apply_overrides, read_yaml, validate
+from selfimprove.core.engine import Arm, Engine, Progress
+from selfimprove.core.store import RunStore
+
+ExperimentConfig = (
+    gaussian.GaussianConfig
+    | gmm.GmmConfig
+    | regression.RegressionConfig
+    | fresh_data.FreshDataConfig
+    | zipf.ZipfConfig
+)
+
+KINDS: dict[str, type[ExperimentConfig]] = {
+    "collapse.gaussian": gaussian.GaussianConfig,
+    "collapse.gmm": gmm.GmmConfig,
+    "collapse.regression": regression.RegressionConfig,
+    "collapse.fresh_data": fresh_data.FreshDataConfig,
+    "collapse.zipf": zipf.ZipfConfig,
+}
+
+
+def parse_config(data: dict[str, Any], source: str) -> ExperimentConfig:
+    """Validate a config mapping; `kind` picks the experiment."""
+    kind = data.get("kind")
+    if kind not in KINDS:
+        known = ", ".join(sorted(KINDS))
+        raise ConfigError(f"{source}: kind: unknown experiment {kind!r}; known kinds: {known}")
+    return validate(KINDS[kind], data, source)
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    data = apply_overrides(read_yaml(path), overrides or [])
+    return parse_config(data, str(path))
+
+
+def build_arms(config: ExperimentConfig) -> list[Arm]:
+    match config:
+        case gaussian.GaussianConfig():
+            return gaussian.build_arms(config)
+        case gmm.GmmConfig():
+            return gmm.build_arms(config)
+        case regression.RegressionConfig():
+            return regression.build_arms(config)
+        case fresh_data.FreshDataConfig():
+            return fresh_data.build_arms(config)
+        case zipf.ZipfConfig():
+            return zipf.build_arms(config)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    status: str
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+
+def start_run(
+    config: ExperimentConfig,
+    runs_dir: Path,
+    progress: Progress | None = None,
+    stop_after: int | None = None,
+) -> RunResult:
+    """Create a run folder for `config` and run it."""
+    store = RunStore.create(
+        runs_dir, config.kind, config.model_dump(mode="json"), config.seed, __version__
+    )
+    return _drive(config, store, progress, stop_after)
+
+
+def resume_run(
+    run: str | Path,
+    runs_dir: Path = Path("runs"),
+    progress: Progress | None = None,
+    stop_after: int | None = None,
+) -> RunResult:
+    """Continue a stopped or crashed run from its store; finished runs return at once."""
+    store = RunStore.open(run, runs_dir)
+    config = parse_config(store.info().config, f"run {store.run_dir.name}")
+    return _drive(config, store, progress, stop_after)
+
+
+def _drive(
+    config: ExperimentConfig, store: RunStore, progress: Progress | None, stop_after: int | None
+) -> RunResult:
+    try:
+        with store.exclusive():
+            engine = Engine(config, store, progress)
+            status = engine.run(build_arms(config), stop_after=stop_after)
+        return RunResult(store.run_dir, status)
+    finally:
+        store.close()
