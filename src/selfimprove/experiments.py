@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove import __version__
-from selfimprove.collapse import fresh_data, gaussian, gmm, regression, zipf
+from selfimprove.collapse import claims, fresh_data, gaussian, gmm, regression, zipf
 from selfimprove.core.config import ConfigError, apply_overrides, read_yaml, validate
 from selfimprove.core.engine import Arm, Engine, Progress
+from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore
 
 ExperimentConfig = (
@@ -102,3 +103,21 @@ def _drive(
         return RunResult(store.run_dir, status)
     finally:
         store.close()
+
+
+def claims_for(config: ExperimentConfig, store: RunStore) -> list[Claim]:
+    """The claims this experiment tests, checked against the run's stored metrics."""
+    table = {name: store.metrics(name) for name, _ in store.arms()}
+    if any(not series for series in table.values()):
+        return []  # an arm that never ran has nothing to check
+    match config:
+        case gaussian.GaussianConfig():
+            return claims.gaussian_claims(config, table)
+        case gmm.GmmConfig():
+            return claims.gmm_claims(config, table)
+        case regression.RegressionConfig():
+            return claims.regression_claims(config, table)
+        case fresh_data.FreshDataConfig():
+            return claims.fresh_data_claims(config, table)
+        case zipf.ZipfConfig():
+            return claims.zipf_claims(config, table)

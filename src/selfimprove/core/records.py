@@ -110,3 +110,12 @@ class GenerationRecord:
     decision: Decision
     kept: tuple[ProvenanceCount, ...] = ()
     events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the chapter or a paper, checked against what a run measured."""
+
+    text: str
+    measured: str
+    holds: bool

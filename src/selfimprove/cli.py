@@ -1,0 +1,215 @@
+"""The command line: run, resume, runs, show, report, tour.
+
+Bad input (a missing file, an unknown key, a wrong type, an unknown run) is one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from selfimprove import __version__
+from selfimprove.core.config import ConfigError
+from selfimprove.core.engine import NondeterminismError
+from selfimprove.core.store import RunBusyError, RunNotFoundError, RunStore, list_runs
+from selfimprove.experiments import (
+    RunResult,
+    claims_for,
+    load_config,
+    parse_config,
+    resume_run,
+    start_run,
+)
+from selfimprove.reports.html import write_run_report
+from selfimprove.tour import run_tour
+
+_USER_ERRORS = (ConfigError, RunNotFoundError, RunBusyError, NondeterminismError)
+console = Console(stderr=True)
+out = Console()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except _USER_ERRORS as error:
+        print(f"selfimprove: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("selfimprove: interrupted; `selfimprove resume RUN` continues a run", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selfimprove", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"selfimprove {__version__}")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="where runs live (default: runs)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a recipe; prints the run id and the report path")
+    run.add_argument("config", type=Path)
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set generations=20 (repeatable)",
+    )
+    run.set_defaults(handler=_run)
+
+    resume = commands.add_parser("resume", help="continue a crashed or stopped run")
+    resume.add_argument("run")
+    resume.set_defaults(handler=_resume)
+
+    runs = commands.add_parser("runs", help="list runs")
+    runs.set_defaults(handler=_runs)
+
+    show = commands.add_parser("show", help="per-generation table of a run")
+    show.add_argument("run")
+    show.add_argument(
+        "--rows", type=int, default=20, help="about how many generations to show per arm"
+    )
+    show.set_defaults(handler=_show)
+
+    report = commands.add_parser("report", help="write the run's HTML report with plots")
+    report.add_argument("run")
+    report.set_defaults(handler=_report)
+
+    tour = commands.add_parser("tour", help="run the chapter's claims and write one page")
+    tour.add_argument("--quick", action="store_true", help="smaller settings (about a minute)")
+    tour.add_argument("--file", type=Path, default=Path("configs/tour.yaml"), help="tour file")
+    tour.set_defaults(handler=_tour)
+    return parser
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(arm: str, generation: int, total: int) -> None:
+            if arm not in tasks:
+                tasks[arm] = bar.add_task(arm[:48], total=total)
+            bar.update(tasks[arm], completed=generation)
+
+        yield update
+
+
+def _finish(result: RunResult, runs_dir: Path) -> int:
+    store = RunStore.open(result.run_dir, runs_dir)
+    try:
+        config = parse_config(store.info().config, result.run_id)
+        claims = claims_for(config, store)
+        path = write_run_report(store, claims)
+    finally:
+        store.close()
+    for claim in claims:
+        mark = "[green]holds[/]" if claim.holds else "[red]does not hold[/]"
+        console.print(f"  {mark}  {claim.text}: {claim.measured}")
+    console.print(f"run {result.run_id} {result.status}")
+    console.print(f"report: {path}")
+    out.print(result.run_id)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    with _progress() as progress:
+        result = start_run(config, args.runs_dir, progress)
+    return _finish(result, args.runs_dir)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    with _progress() as progress:
+        result = resume_run(args.run, args.runs_dir, progress)
+    return _finish(result, args.runs_dir)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    table = Table("run", "kind", "status", "started", "arms")
+    for info in list_runs(args.runs_dir):
+        arms = info.config.get("arms", [])
+        table.add_row(info.id, info.kind, info.status, info.created, str(len(arms)))
+    out.print(table)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = RunStore.open(args.run, args.runs_dir)
+    try:
+        for arm, status in store.arms():
+            series, decisions = store.metrics(arm), store.decisions(arm)
+            keys = sorted(
+                k
+                for m in series.values()
+                for k in m
+                if k.endswith("_median") or k.endswith("_mean")
+            )
+            keys = list(dict.fromkeys(keys))[:6]
+            table = Table("generation", "decision", *keys, title=f"{arm} ({status})")
+            step = max(1, len(series) // max(1, args.rows))
+            for generation in sorted(series):
+                if generation % step and generation != max(series):
+                    continue
+                action = decisions.get(generation, ("", ""))[0]
+                table.add_row(
+                    str(generation),
+                    action,
+                    *(f"{series[generation].get(k, float('nan')):.4g}" for k in keys),
+                )
+            out.print(table)
+    finally:
+        store.close()
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    store = RunStore.open(args.run, args.runs_dir)
+    try:
+        config = parse_config(store.info().config, store.run_dir.name)
+        path = write_run_report(store, claims_for(config, store))
+    finally:
+        store.close()
+    out.print(str(path))
+    return 0
+
+
+def _tour(args: argparse.Namespace) -> int:
+    with _progress() as progress:
+        path, results = run_tour(args.file, args.runs_dir, args.quick, progress)
+    for title, claims in results:
+        held = sum(c.holds for c in claims)
+        console.print(f"{held}/{len(claims)} claims hold  {title}")
+    console.print(f"tour report: {path.resolve()}")
+    out.print(str(path.resolve()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

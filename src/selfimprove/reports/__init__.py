@@ -1,0 +1,1 @@
+"""Read the run store, draw plots, write HTML. Never trains."""

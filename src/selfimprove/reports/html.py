@@ -1,0 +1,136 @@
+"""One self-contained HTML page per run (plots embedded as PNG), and the tour page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from selfimprove.core.records import Claim
+from selfimprove.core.store import RunStore
+from selfimprove.reports.plots import Series, plot_metric, plottable_keys
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0; }
+td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(640px, 1fr)); gap: 8px; }
+.plots img { width: 100%; }
+.holds { color: #176317; font-weight: bold; } .fails { color: #a11; font-weight: bold; }
+pre { background: #f6f6f6; padding: 0.8em; font-size: 0.8em; overflow-x: auto; }
+details { margin: 0.5em 0; }
+"""
+
+
+def run_section(store: RunStore, claims: Sequence[Claim] = (), heading: str | None = None) -> str:
+    info = store.info()
+    arms: dict[str, Series] = {name: store.metrics(name) for name, _ in store.arms()}
+    statuses = dict(store.arms())
+    parts = [f"<h2>{html.escape(heading or info.id)}</h2>"]
+    parts.append(
+        f"<p>run <code>{html.escape(info.id)}</code> · kind <code>{html.escape(info.kind)}</code> · "
+        f"seed {info.seed} · status <b>{html.escape(info.status)}</b> · started {info.created}</p>"
+    )
+    if claims:
+        parts.append(_claims_table(claims))
+    parts.append(_final_table(arms, statuses))
+    parts.append('<div class="plots">')
+    for key in plottable_keys(arms):
+        png = base64.b64encode(plot_metric(arms, key)).decode()
+        parts.append(f'<img alt="{html.escape(key)}" src="data:image/png;base64,{png}">')
+    parts.append("</div>")
+    parts.append(_events_table(store))
+    parts.append(_provenance_table(store, arms))
+    config = json.dumps(info.config, indent=2)
+    parts.append(
+        f"<details><summary>resolved config</summary><pre>{html.escape(config)}</pre></details>"
+    )
+    return "\n".join(parts)
+
+
+def write_page(path: Path, title: str, sections: Sequence[str], intro: str = "") -> Path:
+    body = "\n".join(sections)
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{intro}{body}</body></html>"
+    )
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(page)
+    temporary.replace(path)
+    return path
+
+
+def write_run_report(store: RunStore, claims: Sequence[Claim] = ()) -> Path:
+    info = store.info()
+    return write_page(
+        store.run_dir / "report.html", f"selfimprove run {info.id}", [run_section(store, claims)]
+    )
+
+
+def _claims_table(claims: Sequence[Claim]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(c.text)}</td><td>{html.escape(c.measured)}</td>"
+        f"<td class='{'holds' if c.holds else 'fails'}'>{'holds' if c.holds else 'does not hold'}</td></tr>"
+        for c in claims
+    )
+    return f"<table><tr><th>claim</th><th>measured</th><th></th></tr>{rows}</table>"
+
+
+def _final_table(arms: dict[str, Series], statuses: dict[str, str]) -> str:
+    keys = [k for k in plottable_keys(arms) if not k.startswith("monitor/")]
+    header = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    rows = []
+    for arm, series in arms.items():
+        if not series:
+            continue
+        last = max(series)
+        cells = "".join(f"<td>{_number(series[last].get(k))}</td>" for k in keys)
+        rows.append(
+            f"<tr><td>{html.escape(arm)}</td><td>{statuses.get(arm, '')}</td><td>{last}</td>{cells}</tr>"
+        )
+    return f"<table><tr><th>arm</th><th>status</th><th>generation</th>{header}</tr>{''.join(rows)}</table>"
+
+
+def _events_table(store: RunStore) -> str:
+    events = store.events()
+    if not events:
+        return "<p>Event log: no alarms, rejections or halts.</p>"
+    rows = "".join(
+        f"<tr><td>{t}</td><td>{html.escape(a or '')}</td><td>{'' if g is None else g}</td>"
+        f"<td>{html.escape(k)}</td><td>{html.escape(m)}</td></tr>"
+        for t, a, g, k, m in events[:200]
+    )
+    more = f"<p>... and {len(events) - 200} more events.</p>" if len(events) > 200 else ""
+    return (
+        f"<details><summary>event log ({len(events)} events)</summary><table><tr><th>time</th>"
+        f"<th>arm</th><th>generation</th><th>kind</th><th>message</th></tr>{rows}</table>{more}</details>"
+    )
+
+
+def _provenance_table(store: RunStore, arms: dict[str, Series]) -> str:
+    rows = []
+    for arm, series in arms.items():
+        if not series:
+            continue
+        last = max(series)
+        counts: dict[str, int] = {}
+        for source, _origin, _model, count in store.provenance(arm, last):
+            counts[source] = counts.get(source, 0) + count
+        total = sum(counts.values()) or 1
+        mix = ", ".join(f"{s} {100 * n / total:.1f}%" for s, n in sorted(counts.items()))
+        rows.append(f"<tr><td>{html.escape(arm)}</td><td>{last}</td><td>{mix}</td></tr>")
+    return (
+        "<details><summary>provenance of the last generation's kept data</summary><table>"
+        f"<tr><th>arm</th><th>generation</th><th>real / synthetic share</th></tr>{''.join(rows)}</table></details>"
+    )
+
+
+def _number(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:.4g}"

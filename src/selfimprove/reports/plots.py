@@ -1,0 +1,104 @@
+"""Plots of metrics per generation, arms overlaid, as PNG bytes for embedding in HTML.
+
+A metric `x_median` with `x_q10` / `x_q90` beside it is drawn as a line with a band over
+seeds; `analytic/<key>` is drawn dashed beside `<key>`; `axis/<name>` replaces the
+generation as the x axis (log scale). The y axis is logarithmic when positive values span
+more than `_LOG_SPAN` times.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from selfimprove.core.records import Metrics
+
+_LOG_SPAN = 30.0
+Series = dict[int, Metrics]  # generation -> metrics of one arm
+
+
+def plottable_keys(arms: dict[str, Series]) -> list[str]:
+    """Metric keys that get a plot of their own, in a stable order."""
+    keys: set[str] = set()
+    for series in arms.values():
+        for metrics in series.values():
+            keys.update(metrics)
+    hidden = ("analytic/", "axis/")
+    shown = {k for k in keys if not k.startswith(hidden) and not k.endswith(("_q10", "_q90"))}
+    return sorted(shown, key=lambda k: (not k.startswith("collapse/"), k))
+
+
+def x_axis(arms: dict[str, Series]) -> str | None:
+    """The `axis/*` key every arm reports, if any."""
+    common: set[str] | None = None
+    for series in arms.values():
+        keys = {k for metrics in series.values() for k in metrics if k.startswith("axis/")}
+        common = keys if common is None else common & keys
+    return sorted(common)[0] if common else None
+
+
+def plot_metric(arms: dict[str, Series], key: str, title: str | None = None) -> bytes:
+    axis_key = x_axis(arms)
+    figure, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    values: list[float] = []
+    for index, (arm, series) in enumerate(arms.items()):
+        color = f"C{index % 10}"
+        gens = [g for g in sorted(series) if _finite(series[g].get(key))]
+        if not gens:
+            continue
+        xs = [series[g][axis_key] if axis_key else g for g in gens]
+        ys = [series[g][key] for g in gens]
+        values += ys
+        ax.plot(xs, ys, color=color, label=arm, marker="o" if len(xs) <= 25 else None, ms=3, lw=1.6)
+        _band(ax, series, gens, xs, key, color)
+        _analytic(ax, series, axis_key, f"analytic/{key}", color)
+    ax.set_title(title or key, fontsize=11)
+    ax.set_xlabel(axis_key.removeprefix("axis/").replace("_", " ") if axis_key else "generation")
+    if axis_key:
+        ax.set_xscale("log")
+    positive = [v for v in values if v > 0]
+    if positive and len(positive) == len(values) and max(positive) / min(positive) > _LOG_SPAN:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if len(arms) > 1 or any(f"analytic/{key}" in m for s in arms.values() for m in s.values()):
+        ax.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _band(ax: Axes, series: Series, gens: list[int], xs: list[float], key: str, color: str) -> None:
+    if not key.endswith("_median"):
+        return
+    stem = key.removesuffix("_median")
+    low = [series[g].get(f"{stem}_q10", math.nan) for g in gens]
+    high = [series[g].get(f"{stem}_q90", math.nan) for g in gens]
+    if all(math.isfinite(v) for v in low + high):
+        ax.fill_between(xs, low, high, color=color, alpha=0.15, lw=0)
+
+
+def _analytic(ax: Axes, series: Series, axis_key: str | None, key: str, color: str) -> None:
+    gens = [g for g in sorted(series) if _finite(series[g].get(key))]
+    if gens:
+        xs = [series[g][axis_key] if axis_key else g for g in gens]
+        ax.plot(
+            xs,
+            [series[g][key] for g in gens],
+            color=color,
+            ls="--",
+            lw=1.2,
+            alpha=0.8,
+            label="theory",
+        )
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,58 @@
+"""The tour: run each study of `configs/tour.yaml` and write one page of the chapter's claims.
+
+A tour file lists studies, each a config path (relative to the tour file), a title, and the
+`quick` overrides that `--quick` applies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from selfimprove.core.config import ConfigModel, read_yaml, validate
+from selfimprove.core.engine import Progress
+from selfimprove.core.records import Claim
+from selfimprove.core.store import RunStore, now
+from selfimprove.experiments import claims_for, load_config, start_run
+from selfimprove.reports.html import run_section, write_page
+
+
+class TourStudy(ConfigModel):
+    title: str = Field(description="section heading")
+    config: Path = Field(description="recipe, relative to the tour file")
+    quick: tuple[str, ...] = Field((), description="overrides applied with --quick")
+
+
+class TourConfig(ConfigModel):
+    title: str = "selfimprove tour"
+    intro: str = ""
+    studies: tuple[TourStudy, ...] = Field(min_length=1)
+
+
+def run_tour(
+    tour_file: Path, runs_dir: Path, quick: bool, progress: Progress | None = None
+) -> tuple[Path, list[tuple[str, list[Claim]]]]:
+    """Run every study; returns the tour page's path and each study's claims."""
+    tour = validate(TourConfig, read_yaml(tour_file), str(tour_file))
+    configs = [
+        load_config(tour_file.parent / study.config, list(study.quick) if quick else [])
+        for study in tour.studies
+    ]  # validate every recipe before running any
+    sections, results = [], []
+    for study, config in zip(tour.studies, configs, strict=True):
+        result = start_run(config, runs_dir, progress)
+        store = RunStore.open(result.run_dir)
+        try:
+            claims = claims_for(config, store)
+            sections.append(run_section(store, claims, heading=study.title))
+        finally:
+            store.close()
+        results.append((study.title, claims))
+    held = sum(c.holds for _, cs in results for c in cs)
+    total = sum(len(cs) for _, cs in results)
+    mode = "quick settings" if quick else "full settings"
+    intro = f"<p>{tour.intro}</p><p><b>{held} of {total} claims hold</b> ({mode}, {now()}).</p>"
+    stamp = now().replace(":", "").replace("-", "")
+    path = write_page(runs_dir / f"tour-{stamp}.html", tour.title, sections, intro)
+    return path, results

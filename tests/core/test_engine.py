@@ -1,0 +1,155 @@
+"""Engine invariants: determinism, resume, immutability of the incumbent, alarms."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from selfimprove.collapse import gaussian
+from selfimprove.core.config import ConfigError
+from selfimprove.core.engine import NondeterminismError
+from selfimprove.core.store import RunStore
+from selfimprove.experiments import (
+    ExperimentConfig,
+    build_arms,
+    parse_config,
+    resume_run,
+    start_run,
+)
+
+SMALL: dict[str, Any] = {
+    "kind": "collapse.gaussian",
+    "generations": 12,
+    "num_seeds": 16,
+    "monitor_every": 4,
+    "arms": [
+        {"policy": {"mix": "replace"}, "samples_per_generation": 20},
+        {"policy": {"mix": "accumulate"}, "samples_per_generation": 20},
+        {"policy": {"mix": "mix_fixed_real", "real_fraction": 0.25}, "samples_per_generation": 20},
+    ],
+}
+
+
+def config(**changes: Any) -> ExperimentConfig:
+    return parse_config(SMALL | changes, "test")
+
+
+def all_metrics(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
+    store = RunStore.open(run_dir)
+    try:
+        return {arm: store.metrics(arm) for arm, _ in store.arms()}
+    finally:
+        store.close()
+
+
+def test_same_seed_same_metrics_and_another_seed_differs(tmp_path: Path) -> None:
+    first = all_metrics(start_run(config(), tmp_path).run_dir)
+    second = all_metrics(start_run(config(), tmp_path).run_dir)
+    other = all_metrics(start_run(config(seed=1), tmp_path).run_dir)
+    assert first == second
+    assert first != other
+
+
+@pytest.mark.parametrize("checkpoint_every", [0, 1, 5])
+def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, checkpoint_every: int) -> None:
+    whole = start_run(config(checkpoint_every=checkpoint_every), tmp_path / "whole")
+    cut = start_run(config(checkpoint_every=checkpoint_every), tmp_path / "cut", stop_after=7)
+    assert cut.status == "stopped"
+    assert max(all_metrics(cut.run_dir)["replace, mle, M=20"]) == 7
+    resumed = resume_run(cut.run_dir)
+    assert resumed.status == "finished"
+    assert all_metrics(resumed.run_dir) == all_metrics(whole.run_dir)
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path: Path) -> None:
+    run = start_run(config(), tmp_path)
+    before = all_metrics(run.run_dir)
+    assert resume_run(run.run_dir).status == "finished"
+    assert all_metrics(run.run_dir) == before
+
+
+def test_replay_that_disagrees_with_the_store_is_refused(tmp_path: Path) -> None:
+    cut = start_run(config(checkpoint_every=0), tmp_path, stop_after=5)
+    db = RunStore.open(cut.run_dir)._db  # tamper with one stored value
+    db.execute(
+        "UPDATE metrics SET value = 123.0 WHERE generation = 3 AND key = 'collapse/sigma_median'"
+    )
+    with pytest.raises(NondeterminismError, match="generation 3"):
+        resume_run(cut.run_dir)
+
+
+def test_train_never_mutates_the_incumbent() -> None:
+    cfg = config()
+    assert isinstance(cfg, gaussian.GaussianConfig)
+    for arm in build_arms(cfg):
+        pipe = arm.pipeline
+        model, kept = pipe.initialize(np.random.default_rng(0))
+        frozen = pickle.dumps((model, kept))
+        rng = np.random.default_rng(1)
+        samples = pipe.generate(model, 1, rng)
+        new_kept = pipe.curate(pipe.verify(samples, rng), [kept], 1, rng)
+        candidate = pipe.train(model, new_kept, rng)
+        assert candidate is not model
+        assert pickle.dumps((model, kept)) == frozen
+
+
+def test_halt_alarm_stops_the_arm_and_logs_why(tmp_path: Path) -> None:
+    alarm = {"metric": "collapse/sigma_median", "below": 0.7, "action": "halt"}
+    run = start_run(config(generations=60, alarms=[alarm]), tmp_path)
+    store = RunStore.open(run.run_dir)
+    statuses = dict(store.arms())
+    assert statuses["replace, mle, M=20"] == "halted"
+    replace = store.metrics("replace, mle, M=20")
+    last = max(replace)
+    assert last < 60 and replace[last]["collapse/sigma_median"] < 0.7
+    assert all(replace[g]["collapse/sigma_median"] >= 0.7 for g in replace if g < last)
+    assert store.decisions("replace, mle, M=20")[last][0] == "halt"
+    assert (
+        statuses["accumulate, mle, M=20"] == "finished"
+    )  # the guard only stops the arm that drifts
+    assert any(
+        kind == "halt" and arm == "replace, mle, M=20" for _, arm, _, kind, _ in store.events()
+    )
+
+
+def test_rollback_alarm_restores_the_last_good_generation(tmp_path: Path) -> None:
+    alarm = {"metric": "collapse/sigma_median", "below": 0.8, "action": "rollback"}
+    cfg = config(generations=80, alarms=[alarm], max_consecutive_rollbacks=1000, checkpoint_every=1)
+    cfg = parse_config(cfg.model_dump(mode="json") | {"arms": [SMALL["arms"][0]]}, "test")
+    run = start_run(cfg, tmp_path)
+    store = RunStore.open(run.run_dir)
+    arm = "replace, mle, M=20"
+    decisions, series = store.decisions(arm), store.metrics(arm)
+    rolled = [g for g, (action, _) in decisions.items() if action == "rollback"]
+    accepted = [g for g, (action, _) in decisions.items() if action == "accept"]
+    assert rolled, "the alarm never tripped: the test proves nothing"
+    assert all(series[g]["collapse/sigma_median"] < 0.8 for g in rolled)
+    assert all(
+        series[g]["collapse/sigma_median"] >= 0.8 for g in accepted
+    )  # the model never degrades past it
+    state = store.load_snapshot(arm, 80)
+    assert state is not None
+    last_good = max(accepted)
+    assert state[1].incumbent_generation == last_good
+    assert state[1].metrics == series[last_good]  # the incumbent is exactly the last good model
+    for g in rolled:  # each rollback names the generation it went back to
+        previous_good = max(a for a in accepted if a < g)
+        assert f"back to generation {previous_good}" in decisions[g][1]
+
+
+def test_rollbacks_in_a_row_end_in_a_halt(tmp_path: Path) -> None:
+    alarm = {"metric": "collapse/sigma_median", "below": 5.0, "action": "rollback"}  # always trips
+    run = start_run(config(alarms=[alarm], max_consecutive_rollbacks=3), tmp_path)
+    store = RunStore.open(run.run_dir)
+    actions = [action for _, (action, _) in sorted(store.decisions("replace, mle, M=20").items())]
+    assert actions == ["accept", "rollback", "rollback", "halt"]
+
+
+def test_alarm_on_a_metric_the_experiment_does_not_report(tmp_path: Path) -> None:
+    alarm = {"metric": "collapse/sigmaa", "below": 1.0, "action": "halt"}
+    with pytest.raises(ConfigError, match="unknown metric 'collapse/sigmaa'"):
+        start_run(config(alarms=[alarm]), tmp_path)
