@@ -40,7 +40,7 @@ from selfimprove.tour import run_tour
 
 _USER_ERRORS = (ConfigError, RunNotFoundError, RunBusyError, NondeterminismError)
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 240)  # piped: never cut run ids
 
 
 def main(argv: list[str] | None = None) -> int:

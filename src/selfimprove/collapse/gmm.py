@@ -93,27 +93,25 @@ def _fields(m: Mixture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _em_step(x: np.ndarray, model: Mixture) -> Mixture:
-    """One EM step for all seeds; x is `[S, N, 2]`."""
-    a, b, c = model.covs[..., 0, 0], model.covs[..., 0, 1], model.covs[..., 1, 1]  # [S, K]
+    """One EM step for all seeds; x is `[S, N, 2]`. Work arrays are `[S, K, N]`, so the
+    reductions over samples run along contiguous memory."""
+    a, b, c = (model.covs[..., i, j][..., None] for i, j in ((0, 0), (0, 1), (1, 1)))  # [S, K, 1]
     det = np.maximum(a * c - b * b, _MIN_VARIANCE**2)
-    dx = x[:, :, None, 0] - model.means[:, None, :, 0]  # [S, N, K]
-    dy = x[:, :, None, 1] - model.means[:, None, :, 1]
-    quad = (c[:, None] * dx**2 - 2 * b[:, None] * dx * dy + a[:, None] * dy**2) / det[:, None]
-    log_p = (
-        -0.5 * quad
-        - 0.5 * np.log(det)[:, None]
-        + np.log(np.maximum(model.weights, 1e-300))[:, None]
-    )
-    log_p -= log_p.max(axis=2, keepdims=True)
+    px, py = x[:, None, :, 0], x[:, None, :, 1]  # [S, 1, N]
+    dx = px - model.means[:, :, 0, None]  # [S, K, N]
+    dy = py - model.means[:, :, 1, None]
+    quad = (c * dx**2 - 2 * b * dx * dy + a * dy**2) / det
+    log_p = -0.5 * (quad + np.log(det)) + np.log(np.maximum(model.weights, 1e-300))[..., None]
+    log_p -= log_p.max(axis=1, keepdims=True)
     resp = np.exp(log_p)
-    resp /= resp.sum(axis=2, keepdims=True)  # [S, N, K]
-    mass = resp.sum(axis=1) + 1e-300  # [S, K]
-    means = np.swapaxes(resp, 1, 2) @ x / mass[..., None]  # [S, K, 2]
-    dx = x[:, :, None, 0] - means[:, None, :, 0]
-    dy = x[:, :, None, 1] - means[:, None, :, 1]
-    sxx = (resp * dx**2).sum(axis=1) / mass + _MIN_VARIANCE
-    sxy = (resp * dx * dy).sum(axis=1) / mass
-    syy = (resp * dy**2).sum(axis=1) / mass + _MIN_VARIANCE
+    resp /= resp.sum(axis=1, keepdims=True)  # [S, K, N]
+    mass = resp.sum(axis=2) + 1e-300  # [S, K]
+    means = resp @ x / mass[..., None]  # [S, K, 2]
+    dx = px - means[:, :, 0, None]
+    dy = py - means[:, :, 1, None]
+    sxx = (resp * dx**2).sum(axis=2) / mass + _MIN_VARIANCE
+    sxy = (resp * dx * dy).sum(axis=2) / mass
+    syy = (resp * dy**2).sum(axis=2) / mass + _MIN_VARIANCE
     covs = np.stack([np.stack([sxx, sxy], -1), np.stack([sxy, syy], -1)], -2)
     return Mixture(mass / x.shape[1], means, covs)
 

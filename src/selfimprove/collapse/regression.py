@@ -59,7 +59,8 @@ class LinearRegression:
         self, model: LinearModel, num: int, temperature: float, rng: np.random.Generator
     ) -> np.ndarray:
         num_seeds, dim = model.weights.shape
-        x = rng.standard_normal((num_seeds, num, dim))
+        # float32 draws are twice as fast; all algebra below is float64.
+        x = rng.standard_normal((num_seeds, num, dim), dtype=np.float32).astype(np.float64)
         noise = np.sqrt(temperature) * self.noise_std * rng.standard_normal((num_seeds, num))
         y = np.einsum("snd,sd->sn", x, model.weights) + noise
         return np.concatenate([x, y[..., None]], axis=2)

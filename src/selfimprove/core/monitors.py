@@ -132,6 +132,8 @@ def _kth_neighbour_distance(points: np.ndarray, k: int) -> np.ndarray:
 
 def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise squared Euclidean distances. `[S, N, D], [S, M, D] -> [S, N, M]`."""
+    if a.shape[-1] <= 2:  # low dimension: direct differences beat a matmul with inner size D
+        return sum((a[:, :, None, d] - b[:, None, :, d]) ** 2 for d in range(a.shape[-1]))
     squared = (
         (a**2).sum(-1)[:, :, None] + (b**2).sum(-1)[:, None, :] - 2.0 * a @ np.swapaxes(b, 1, 2)
     )

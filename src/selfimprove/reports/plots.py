@@ -2,8 +2,9 @@
 
 A metric `x_median` with `x_q10` / `x_q90` beside it is drawn as a line with a band over
 seeds; `analytic/<key>` is drawn dashed beside `<key>`; `axis/<name>` replaces the
-generation as the x axis (log scale). The y axis is logarithmic when positive values span
-more than `_LOG_SPAN` times.
+generation as the x axis (log scale, and then log y for positive metrics: a scaling law is a
+line). Otherwise the y axis is logarithmic when positive values span more than `_LOG_SPAN`
+times.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from matplotlib.axes import Axes
 from selfimprove.core.records import Metrics
 
 _LOG_SPAN = 30.0
+_UNIT_INTERVAL = ("/precision", "/recall")
 Series = dict[int, Metrics]  # generation -> metrics of one arm
 
 
@@ -31,7 +33,13 @@ def plottable_keys(arms: dict[str, Series]) -> list[str]:
             keys.update(metrics)
     hidden = ("analytic/", "axis/")
     shown = {k for k in keys if not k.startswith(hidden) and not k.endswith(("_q10", "_q90"))}
-    return sorted(shown, key=lambda k: (not k.startswith("collapse/"), k))
+    return sorted(shown, key=_display_order)
+
+
+def _display_order(key: str) -> tuple[bool, bool, str]:
+    """Headline metrics first: the study's own (`collapse/...`) medians and means, then the rest."""
+    headline = key.endswith(("_median", "_mean"))
+    return (not key.startswith("collapse/"), not headline, key)
 
 
 def x_axis(arms: dict[str, Series]) -> str | None:
@@ -47,6 +55,7 @@ def plot_metric(arms: dict[str, Series], key: str, title: str | None = None) -> 
     axis_key = x_axis(arms)
     figure, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
     values: list[float] = []
+    theory_labelled = False
     for index, (arm, series) in enumerate(arms.items()):
         color = f"C{index % 10}"
         gens = [g for g in sorted(series) if _finite(series[g].get(key))]
@@ -57,13 +66,21 @@ def plot_metric(arms: dict[str, Series], key: str, title: str | None = None) -> 
         values += ys
         ax.plot(xs, ys, color=color, label=arm, marker="o" if len(xs) <= 25 else None, ms=3, lw=1.6)
         _band(ax, series, gens, xs, key, color)
-        _analytic(ax, series, axis_key, f"analytic/{key}", color)
+        theory_labelled |= _analytic(
+            ax, series, axis_key, f"analytic/{key}", color, theory_labelled
+        )
     ax.set_title(title or key, fontsize=11)
     ax.set_xlabel(axis_key.removeprefix("axis/").replace("_", " ") if axis_key else "generation")
     if axis_key:
         ax.set_xscale("log")
     positive = [v for v in values if v > 0]
-    if positive and len(positive) == len(values) and max(positive) / min(positive) > _LOG_SPAN:
+    if key.endswith(_UNIT_INTERVAL):
+        ax.set_ylim(-0.02, 1.02)  # shares: a zoomed axis would make sampling noise look dramatic
+    elif (
+        positive
+        and len(positive) == len(values)
+        and (axis_key is not None or max(positive) / min(positive) > _LOG_SPAN)
+    ):  # against a size axis, log-log shows a scaling law as a line
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     if len(arms) > 1 or any(f"analytic/{key}" in m for s in arms.values() for m in s.values()):
@@ -85,19 +102,18 @@ def _band(ax: Axes, series: Series, gens: list[int], xs: list[float], key: str, 
         ax.fill_between(xs, low, high, color=color, alpha=0.15, lw=0)
 
 
-def _analytic(ax: Axes, series: Series, axis_key: str | None, key: str, color: str) -> None:
+def _analytic(
+    ax: Axes, series: Series, axis_key: str | None, key: str, color: str, labelled: bool
+) -> bool:
+    """Draw the theory's curve dashed; returns whether it drew one."""
     gens = [g for g in sorted(series) if _finite(series[g].get(key))]
-    if gens:
-        xs = [series[g][axis_key] if axis_key else g for g in gens]
-        ax.plot(
-            xs,
-            [series[g][key] for g in gens],
-            color=color,
-            ls="--",
-            lw=1.2,
-            alpha=0.8,
-            label="theory",
-        )
+    if not gens:
+        return False
+    xs = [series[g][axis_key] if axis_key else g for g in gens]
+    label = None if labelled else "theory (dashed)"
+    ys = [series[g][key] for g in gens]
+    ax.plot(xs, ys, color=color, ls="--", lw=1.2, alpha=0.8, label=label)
+    return True
 
 
 def _finite(value: float | None) -> bool:

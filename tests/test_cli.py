@@ -1,0 +1,70 @@
+"""The command line as a user meets it: one-line errors with exit 2, and a full happy path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfimprove.cli import main
+from tests.conftest import CONFIGS
+
+TINY = ["--set", "generations=6", "--set", "num_seeds=8", "--set", "monitor_every=3"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "selfimprove", *args], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "no/such/file.yaml"], "config file not found"),
+        (
+            ["run", str(CONFIGS / "collapse/gaussian.yaml"), "--set", "generashuns=3"],
+            "generashuns: unknown key",
+        ),
+        (
+            ["run", str(CONFIGS / "collapse/gaussian.yaml"), "--set", "generations=many"],
+            "generations: Input should be a valid integer",
+        ),
+        (
+            ["run", str(CONFIGS / "collapse/gaussian.yaml"), "--set", "nonsense"],
+            "expected KEY=VALUE",
+        ),
+        (["show", "no-such-run"], "no run 'no-such-run'"),
+        (["resume", "no-such-run"], "no run 'no-such-run'"),
+        (["report", "no-such-run"], "no run 'no-such-run'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_cli("--runs-dir", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_yaml(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: collapse.gaussian\narms: [\n")
+    result = run_cli("--runs-dir", str(tmp_path), "run", str(bad))
+    assert result.returncode == 2 and "not valid YAML" in result.stderr
+
+
+def test_run_show_runs_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = str(tmp_path)
+    assert main(["--runs-dir", runs, "run", str(CONFIGS / "collapse/policies.yaml"), *TINY]) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    assert (tmp_path / run_id / "report.html").is_file()
+    assert main(["--runs-dir", runs, "runs"]) == 0
+    assert run_id[:20] in capsys.readouterr().out
+    assert main(["--runs-dir", runs, "show", run_id]) == 0
+    shown = capsys.readouterr().out
+    assert "10% fresh real" in shown and "collapse/sigma_median" in shown
+    assert main(["--runs-dir", runs, "report", run_id]) == 0
+    assert capsys.readouterr().out.strip().endswith("report.html")
