@@ -6,6 +6,7 @@ heavy-tailed. Each test also checks the recipe's own claims, as the report shows
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -162,10 +163,10 @@ def test_e6_iterated_memorizer_loses_support_and_cannot_tell(tmp_path: Path) -> 
     config, table, store = run_recipe(tmp_path, "zipf_iterated")
     series = table["iterated memorizer"]
     support = [series[g]["collapse/support_size_median"] for g in sorted(series)]
-    assert all(later <= earlier for earlier, later in zip(support, support[1:], strict=False))
+    assert all(later <= earlier for earlier, later in itertools.pairwise(support))
     assert support[-1] < 0.5 * support[0]
     error = [series[g]["collapse/error_mean"] for g in (0, 10, 20, 30)]
-    assert all(later > earlier for earlier, later in zip(error, error[1:], strict=False))
+    assert all(later > earlier for earlier, later in itertools.pairwise(error))
     assert error[-1] > 2 * error[0]
     assert series[30]["monitor/good_turing"] < 0.1 * series[30]["collapse/error_mean"]
     assert all(claim.holds for claim in claims_for(config, store))
