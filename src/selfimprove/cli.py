@@ -26,7 +26,13 @@ from rich.table import Table
 from selfimprove import __version__
 from selfimprove.core.config import ConfigError
 from selfimprove.core.engine import NondeterminismError
-from selfimprove.core.store import RunBusyError, RunNotFoundError, RunStore, list_runs
+from selfimprove.core.store import (
+    CorruptRunError,
+    RunBusyError,
+    RunNotFoundError,
+    RunStore,
+    list_runs,
+)
 from selfimprove.experiments import (
     RunResult,
     claims_for,
@@ -38,7 +44,7 @@ from selfimprove.experiments import (
 from selfimprove.reports.html import write_run_report
 from selfimprove.tour import run_tour
 
-_USER_ERRORS = (ConfigError, RunNotFoundError, RunBusyError, NondeterminismError)
+_USER_ERRORS = (ConfigError, RunNotFoundError, RunBusyError, CorruptRunError, NondeterminismError)
 console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 240)  # piped: never cut run ids
 

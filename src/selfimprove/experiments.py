@@ -110,6 +110,33 @@ def claims_for(config: ExperimentConfig, store: RunStore) -> list[Claim]:
     table = {name: store.metrics(name) for name, _ in store.arms()}
     if any(not series for series in table.values()):
         return []  # an arm that never ran has nothing to check
+    return _study_claims(config, table) + guard_claims(config, store)
+
+
+def guard_claims(config: ExperimentConfig, store: RunStore) -> list[Claim]:
+    """For each rollback / halt alarm: no accepted generation crossed it; how often it fired."""
+    found = []
+    for alarm in (a for a in config.alarms if a.action != "warn"):
+        for arm, _ in store.arms():
+            series, decisions = store.metrics(arm), store.decisions(arm)
+            accepted = [g for g, (action, _) in decisions.items() if action == "accept"]
+            fired = [g for g, (action, _) in decisions.items() if action in ("rollback", "halt")]
+            values = [series[g][alarm.metric] for g in accepted if alarm.metric in series[g]]
+            inside = all(
+                (alarm.below is None or v >= alarm.below)
+                and (alarm.above is None or v <= alarm.above)
+                for v in values
+            )
+            bound = (
+                f"below {alarm.below:g}" if alarm.below is not None else f"above {alarm.above:g}"
+            )
+            text = f"{arm}: guard ({alarm.action} when {alarm.metric} {bound}): no accepted model crosses it"
+            measured = f"fired in {len(fired)} of {len(decisions) - 1} generations"
+            found.append(Claim(text, measured, inside))
+    return found
+
+
+def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
     match config:
         case gaussian.GaussianConfig():
             return claims.gaussian_claims(config, table)

@@ -153,3 +153,30 @@ def test_alarm_on_a_metric_the_experiment_does_not_report(tmp_path: Path) -> Non
     alarm = {"metric": "collapse/sigmaa", "below": 1.0, "action": "halt"}
     with pytest.raises(ConfigError, match="unknown metric 'collapse/sigmaa'"):
         start_run(config(alarms=[alarm]), tmp_path)
+
+
+def test_guarded_recipe_holds_the_line_then_halts(tmp_path: Path) -> None:
+    from selfimprove.experiments import claims_for, load_config
+    from tests.conftest import CONFIGS
+
+    cfg = load_config(CONFIGS / "collapse" / "guarded.yaml", ["generations=300", "num_seeds=200"])
+    run = start_run(cfg, tmp_path)
+    store = RunStore.open(run.run_dir)
+    assert dict(store.arms()) == {
+        "replace, guarded": "halted",
+        "10% fresh real, guarded": "finished",
+    }
+    claims = claims_for(cfg, store)
+    guards = [c for c in claims if "guard (rollback" in c.text]
+    assert [c.text.split(":")[0] for c in guards] == ["replace, guarded", "10% fresh real, guarded"]
+    assert "fired in 0 of" in guards[1].measured and "fired in 0 of" not in guards[0].measured
+    assert all(claim.holds for claim in claims)
+
+
+def test_a_corrupt_run_database_is_a_clear_error(tmp_path: Path) -> None:
+    from selfimprove.core.store import CorruptRunError
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "run.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CorruptRunError, match=r"run\.sqlite"):
+        RunStore.open("broken", tmp_path)

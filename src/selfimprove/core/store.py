@@ -62,6 +62,10 @@ class RunNotFoundError(LookupError):
     """No run with that id or folder."""
 
 
+class CorruptRunError(RuntimeError):
+    """A run folder whose database cannot be read."""
+
+
 class RunBusyError(RuntimeError):
     """Another process is running this run right now."""
 
@@ -90,8 +94,12 @@ class RunStore:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self._db = sqlite3.connect(run_dir / "run.sqlite", isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise CorruptRunError(f"{run_dir / 'run.sqlite'}: {error}") from None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -310,7 +318,10 @@ def list_runs(runs_dir: Path) -> list[RunInfo]:
     """Every run under `runs_dir`, oldest first."""
     infos = []
     for path in sorted(runs_dir.glob("*/run.sqlite")):
-        store = RunStore(path.parent)
+        try:
+            store = RunStore(path.parent)
+        except CorruptRunError:
+            continue
         try:
             infos.append(store.info())
         except sqlite3.DatabaseError:
