@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def _progress() -> Iterator[Callable[[str, int, int], None]]:
+def _progress() -> Iterator[Callable[[str, str, int, int], None]]:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -119,10 +119,11 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
     with Progress(*columns, console=console, transient=False) as bar:
         tasks: dict[str, TaskID] = {}
 
-        def update(arm: str, generation: int, total: int) -> None:
-            if arm not in tasks:
-                tasks[arm] = bar.add_task(arm[:48], total=total)
-            bar.update(tasks[arm], completed=generation)
+        def update(run: str, arm: str, generation: int, total: int) -> None:
+            key = f"{run}/{arm}"
+            if key not in tasks:
+                tasks[key] = bar.add_task(arm[:48], total=total)
+            bar.update(tasks[key], completed=generation)
 
         yield update
 

@@ -45,8 +45,8 @@ S = TypeVar("S")
 V = TypeVar("V")
 K = TypeVar("K")
 
-Progress = Callable[[str, int, int], None]
-"""Called with (arm, generation, total generations) after each committed generation."""
+Progress = Callable[[str, str, int, int], None]
+"""Called with (run id, arm, generation, total generations) after each committed generation."""
 
 
 class NondeterminismError(RuntimeError):
@@ -141,7 +141,9 @@ class Engine:
             self.store.commit_generation(record)
             self._maybe_snapshot(arm, state)
             if self.progress is not None:
-                self.progress(arm.name, state.generation, self.loop.generations)
+                self.progress(
+                    self.store.run_dir.name, arm.name, state.generation, self.loop.generations
+                )
         return "halted" if state.halted else "finished"
 
     # -- one generation -------------------------------------------------------------------
