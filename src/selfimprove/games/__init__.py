@@ -1,0 +1,1 @@
+"""Self-play games: rules (pure numpy, batched), exact solvers, batched MCTS, bots."""
