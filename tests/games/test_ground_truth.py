@@ -1,6 +1,5 @@
 """Ground truth: the tic-tac-toe solver's known answers and the Pons table's scoring."""
 
-
 import numpy as np
 import pytest
 

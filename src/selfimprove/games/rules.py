@@ -23,10 +23,17 @@ class Step:
 
 
 class Game(Protocol):
-    name: str
-    rows: int
-    cols: int
-    num_actions: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def cols(self) -> int: ...
+
+    @property
+    def num_actions(self) -> int: ...
 
     def initial(self, num: int) -> np.ndarray: ...
 
@@ -67,9 +74,9 @@ class TicTacToe:
         return boards.reshape(boards.shape[0], 9) == 0
 
     def play(self, boards: np.ndarray, actions: np.ndarray) -> Step:
-        placed = boards.reshape(-1, 9).copy()
-        placed[np.arange(placed.shape[0]), actions] = 1
-        placed = placed.reshape(-1, 3, 3)
+        cells = boards.reshape(-1, 9).copy()
+        cells[np.arange(cells.shape[0]), actions] = 1
+        placed = cells.reshape(-1, 3, 3)
         won = has_line(placed == 1, 3)
         full = (placed != 0).all(axis=(1, 2))
         return Step(-placed, won | full, won)

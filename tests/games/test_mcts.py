@@ -1,0 +1,70 @@
+"""Batched MCTS against answers known in advance."""
+
+import numpy as np
+
+from selfimprove.games.bots import MctsBot, RolloutEvaluator, UniformEvaluator, rollout_values
+from selfimprove.games.mcts import SearchConfig, search
+from selfimprove.games.rules import ConnectFour, TicTacToe, boards_from_moves
+from selfimprove.games.solvers import solve_tictactoe
+
+C4 = ConnectFour()
+
+
+def test_visit_counts_sum_to_the_simulations() -> None:
+    roots = boards_from_moves(C4, [[], [3, 3], [0, 1, 2, 3, 4]])
+    result = search(
+        C4, UniformEvaluator(7), roots, SearchConfig(num_simulations=57), np.random.default_rng(0)
+    )
+    assert result.visits.sum(axis=1).tolist() == [57, 57, 57]
+    assert (result.visits[:, ~C4.legal_actions(roots)[0]] == 0).all()
+
+
+def test_mcts_takes_an_immediate_win_and_blocks_a_forced_loss() -> None:
+    win = [0, 0, 1, 1, 2, 2]  # X: a, b, c on the bottom row; X to move wins at d
+    block = [0, 6, 1, 6, 2]  # X: a, b, c; O to move must block at d
+    roots = boards_from_moves(C4, [win, block])
+    for evaluator in (UniformEvaluator(7), RolloutEvaluator(C4)):
+        result = search(
+            C4, evaluator, roots, SearchConfig(num_simulations=300), np.random.default_rng(1)
+        )
+        assert result.visits.argmax(axis=1).tolist() == [3, 3], type(evaluator).__name__
+    assert result.q[0, 3] == 1.0  # the winning move's value is exact: a terminal win
+
+
+def test_one_batched_search_equals_searching_each_game_alone() -> None:
+    roots = boards_from_moves(C4, [[3], [2, 4, 3]])
+    config = SearchConfig(num_simulations=40)
+    together = search(C4, UniformEvaluator(7), roots, config, np.random.default_rng(2)).visits
+    for i in range(2):
+        alone = search(
+            C4, UniformEvaluator(7), roots[i : i + 1], config, np.random.default_rng(2)
+        ).visits
+        assert (alone[0] == together[i]).all()
+
+
+def test_rollout_values_of_decided_positions() -> None:
+    ttt = TicTacToe()
+    # X O X / X O O / O X . with X to move: the last cell draws, whatever the rollout does.
+    board = boards_from_moves(ttt, [[0, 1, 2, 4, 3, 5, 7, 6]])
+    assert rollout_values(ttt, board, np.random.default_rng(0)).tolist() == [0.0]
+    # X X . / O O X / X . O with O to move, cells 2 and 7 left: O at 2 draws; O at 7 lets X
+    # win at 2. Random rollouts see both outcomes, from O's view 0 and -1, and nothing else.
+    board = boards_from_moves(ttt, [[0, 3, 1, 4, 6, 8, 5]])
+    values = rollout_values(ttt, np.repeat(board, 200, axis=0), np.random.default_rng(0))
+    assert set(values.tolist()) == {0.0, -1.0}
+
+
+def test_mcts_agrees_with_minimax_where_a_move_is_forced() -> None:
+    """Every reachable tic-tac-toe position with exactly one optimal move that wins or saves."""
+    ttt, solution = TicTacToe(), solve_tictactoe()
+    forced = []
+    for key, values in solution.action_values.items():
+        best = values == np.nanmax(values)
+        if best.sum() == 1 and np.nanmax(values) >= 0 and np.nanmin(values) < np.nanmax(values):
+            forced.append(np.frombuffer(key, dtype=np.int8).reshape(3, 3))
+    boards = np.stack(forced)
+    assert len(boards) > 100
+    bot = MctsBot(ttt, num_simulations=400)
+    chosen = bot(boards, np.random.default_rng(3))
+    right = [solution.optimal_actions(b)[a] for b, a in zip(boards, chosen, strict=True)]
+    assert np.mean(right) > 0.97, f"{np.mean(right):.3f} of {len(boards)} forced positions"
