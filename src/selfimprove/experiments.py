@@ -12,6 +12,7 @@ from selfimprove.core.config import ConfigError, apply_overrides, read_yaml, val
 from selfimprove.core.engine import Arm, Engine, Progress
 from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore
+from selfimprove.games import alphazero
 
 ExperimentConfig = (
     gaussian.GaussianConfig
@@ -19,6 +20,7 @@ ExperimentConfig = (
     | regression.RegressionConfig
     | fresh_data.FreshDataConfig
     | zipf.ZipfConfig
+    | alphazero.AlphaZeroConfig
 )
 
 KINDS: dict[str, type[ExperimentConfig]] = {
@@ -27,6 +29,7 @@ KINDS: dict[str, type[ExperimentConfig]] = {
     "collapse.regression": regression.RegressionConfig,
     "collapse.fresh_data": fresh_data.FreshDataConfig,
     "collapse.zipf": zipf.ZipfConfig,
+    "games.alphazero": alphazero.AlphaZeroConfig,
 }
 
 
@@ -56,6 +59,8 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
             return fresh_data.build_arms(config)
         case zipf.ZipfConfig():
             return zipf.build_arms(config)
+        case alphazero.AlphaZeroConfig():
+            return alphazero.build_arms(config)
 
 
 @dataclass(frozen=True)
@@ -148,3 +153,41 @@ def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
             return claims.fresh_data_claims(config, table)
         case zipf.ZipfConfig():
             return claims.zipf_claims(config, table)
+        case alphazero.AlphaZeroConfig():
+            return alphazero_claims(config, table)
+
+
+def alphazero_claims(config: alphazero.AlphaZeroConfig, table: claims.Table) -> list[Claim]:
+    """Tic-tac-toe: perfect play from random weights, checked exhaustively against minimax."""
+    found = []
+    for arm, series in table.items():
+        if config.game != "tictactoe" or not series:
+            continue
+        first, last = series[0], series[max(series)]
+        found.append(
+            Claim(
+                f"{arm}: from random weights, no mistake against minimax in any position reachable "
+                "in play (its own moves, every opponent reply, as X and as O)",
+                f"{last['eval/in_play_mistakes']:g} mistakes in {last['eval/in_play_positions']:g} "
+                f"positions (generation 0: {first['eval/in_play_mistakes']:g})",
+                last["eval/in_play_mistakes"] == 0,
+            )
+        )
+        found.append(
+            Claim(
+                f"{arm}: it never loses, against any opponent (every reply tried)",
+                f"{last['eval/in_play_losses']:g} losing lines; {last['eval/losses_vs_random']:g} "
+                f"losses in {config.evaluation.random_games} games against a random player",
+                last["eval/in_play_losses"] == 0 and last["eval/losses_vs_random"] == 0,
+            )
+        )
+        found.append(
+            Claim(
+                f"{arm}: learning happened on all 4,520 non-terminal positions (most never arise in "
+                "its own play): search mistakes at least halved",
+                f"search {first['eval/search_mistakes']:g} -> {last['eval/search_mistakes']:g}, "
+                f"raw policy {first['eval/policy_mistakes']:g} -> {last['eval/policy_mistakes']:g}",
+                last["eval/search_mistakes"] <= 0.5 * first["eval/search_mistakes"],
+            )
+        )
+    return found

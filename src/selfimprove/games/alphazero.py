@@ -1,0 +1,205 @@
+"""AlphaZero from zero knowledge, on the generation loop.
+
+initialize  random weights (seeded), nothing kept yet
+generate    self-play: `games_per_generation` games at once, batched PUCT with Dirichlet
+            noise at the root, moves sampled from the visits for the first moves
+verify      the game outcome labels every position: nothing to filter
+curate      replay window: the positions of the last `replay_window` generations
+train       policy + value loss on a copy of the incumbent's weights, symmetries added
+evaluate    against fixed ground truth: exact minimax (tic-tac-toe), Pons sets (Connect Four)
+gate        continuous updates (every candidate is kept); the fixed anchors above, not a
+            40-game arena, tell whether it improved (REFERENCES.md: small arenas are noise)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.records import Metrics, Provenance, ProvenanceCount, Verdict
+from selfimprove.core.stages import no_verification
+from selfimprove.games.evaluation import TicTacToeReferee
+from selfimprove.games.mcts import SearchConfig
+from selfimprove.games.network import NetEvaluator, NetModel, NetSpec, initial_model
+from selfimprove.games.pons import SET_LABELS, load_pons, wilson_interval
+from selfimprove.games.rules import ConnectFour, Game, TicTacToe
+from selfimprove.games.selfplay import Positions, self_play
+from selfimprove.games.training import (
+    Symmetries,
+    TrainConfig,
+    dihedral_3x3,
+    mirror_columns,
+    train_net,
+)
+
+Window = tuple[Positions, ...]
+
+
+class SelfPlayConfig(ConfigModel):
+    games_per_generation: int = Field(128, ge=1, description="games played at once per generation")
+    num_simulations: int = Field(50, ge=1, description="MCTS simulations per move")
+    c_puct: float = Field(1.5, gt=0)
+    dirichlet_alpha: float = Field(0.5, gt=0, description="root noise concentration")
+    dirichlet_fraction: float = Field(0.25, ge=0, le=1, description="root noise weight")
+    temperature_moves: int = Field(4, ge=0, description="moves sampled from visits before argmax")
+
+
+class EvaluationConfig(ConfigModel):
+    num_simulations: int = Field(50, ge=1, description="simulations when scoring the search")
+    random_games: int = Field(100, ge=0, description="tic-tac-toe: games against a random player")
+    pons_table: Path | None = Field(None, description="Connect Four: pons_move_scores.tsv")
+    pons_positions: int = Field(200, ge=1, description="Connect Four: positions scored per set")
+
+
+class AlphaZeroConfig(LoopConfig):
+    """Self-play from random weights and the rules only."""
+
+    kind: Literal["games.alphazero"] = "games.alphazero"
+    game: Literal["tictactoe", "connect4"] = "tictactoe"
+    net: NetSpec = NetSpec()
+    self_play: SelfPlayConfig = SelfPlayConfig()
+    train: TrainConfig = TrainConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+
+def make_game(name: str) -> tuple[Game, Symmetries]:
+    return (TicTacToe(), dihedral_3x3) if name == "tictactoe" else (ConnectFour(), mirror_columns)
+
+
+@dataclass(frozen=True)
+class RandomWeights:
+    game: Game
+    spec: NetSpec
+
+    def __call__(self, rng: np.random.Generator) -> tuple[NetModel, Window]:
+        return initial_model(
+            self.spec, self.game.rows, self.game.cols, self.game.num_actions, rng
+        ), ()
+
+
+@dataclass(frozen=True)
+class SelfPlay:
+    game: Game
+    config: SelfPlayConfig
+
+    def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Positions:
+        c = self.config
+        search = SearchConfig(c.num_simulations, c.c_puct, c.dirichlet_alpha, c.dirichlet_fraction)
+        evaluator = NetEvaluator(model.module())
+        return self_play(
+            self.game,
+            evaluator,
+            search,
+            c.games_per_generation,
+            c.temperature_moves,
+            generation,
+            rng,
+        )
+
+
+@dataclass(frozen=True)
+class ReplayWindow:
+    generations: int
+
+    def __call__(
+        self,
+        scored: Positions,
+        history: Sequence[Window],
+        generation: int,
+        rng: np.random.Generator,
+    ) -> Window:
+        del rng
+        previous = history[-1] if history else ()
+        return (*(p for p in previous if p.generation > generation - self.generations), scored)
+
+
+@dataclass(frozen=True)
+class TrainOnWindow:
+    config: TrainConfig
+    symmetries: Symmetries
+
+    def __call__(self, incumbent: NetModel, kept: Window, rng: np.random.Generator) -> NetModel:
+        return train_net(incumbent, kept, self.config, self.symmetries, rng)
+
+
+@dataclass(frozen=True)
+class EvaluateTicTacToe:
+    referee: TicTacToeReferee
+    config: EvaluationConfig
+
+    def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Metrics:
+        del generation
+        search = SearchConfig(num_simulations=self.config.num_simulations)
+        metrics = self.referee(NetEvaluator(model.module()), search, self.config.random_games, rng)
+        return metrics | {"net/parameters": float(model.num_parameters())}
+
+
+@dataclass(frozen=True)
+class EvaluateConnectFour:
+    config: EvaluationConfig
+
+    def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Metrics:
+        """Mistake rate of the raw policy and of the search on each Pons set, with 95% bounds."""
+        del generation
+        metrics: Metrics = {"net/parameters": float(model.num_parameters())}
+        if self.config.pons_table is None:
+            return metrics
+        from selfimprove.games.mcts import normalize, search  # local: only Connect Four needs it
+
+        evaluator, game = NetEvaluator(model.module()), ConnectFour()
+        for name, pons_set in sorted(load_pons(self.config.pons_table).items()):
+            boards = pons_set.boards()[: self.config.pons_positions]
+            scores = type(pons_set)(
+                name, pons_set.sequences[: len(boards)], pons_set.move_scores[: len(boards)]
+            )
+            priors, _ = evaluator(boards, rng)
+            policy = normalize(priors, game.legal_actions(boards)).argmax(axis=1)
+            searched = search(
+                game, evaluator, boards, SearchConfig(self.config.num_simulations), rng
+            ).visits.argmax(axis=1)
+            label = SET_LABELS.get(name, name)
+            for kind, actions in (("policy", policy), ("search", searched)):
+                mistakes = int(scores.mistakes(actions).sum())
+                low, high = wilson_interval(mistakes, len(boards))
+                metrics[f"pons/{label}/{kind}_mistake_rate"] = mistakes / len(boards)
+                metrics[f"pons/{label}/{kind}_mistake_rate_q10"] = low
+                metrics[f"pons/{label}/{kind}_mistake_rate_q90"] = high
+        return metrics
+
+
+def describe(kept: Window) -> tuple[ProvenanceCount, ...]:
+    verdict = Verdict(True, "game outcome")
+    return tuple(
+        ProvenanceCount(
+            Provenance("synthetic", p.generation, f"generation-{p.generation - 1}", verdict),
+            len(p.values),
+        )
+        for p in kept
+    )
+
+
+def build_arms(config: AlphaZeroConfig) -> list[Arm]:
+    game, symmetries = make_game(config.game)
+    evaluate = (
+        EvaluateTicTacToe(TicTacToeReferee(), config.evaluation)
+        if config.game == "tictactoe"
+        else EvaluateConnectFour(config.evaluation)
+    )
+    pipeline: Pipeline[NetModel, Positions, Positions, Window] = Pipeline(
+        initialize=RandomWeights(game, config.net),
+        generate=SelfPlay(game, config.self_play),
+        verify=no_verification,
+        curate=ReplayWindow(config.train.replay_window),
+        train=TrainOnWindow(config.train, symmetries),
+        evaluate=evaluate,
+        history_window=1,  # the newest window already holds every generation still in use
+        describe=describe,
+    )
+    return [Arm(f"alphazero-{config.game}", pipeline)]

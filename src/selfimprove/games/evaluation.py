@@ -1,0 +1,118 @@
+"""Evaluation users can trust: exact ground truth, not self-reported progress.
+
+Tic-tac-toe: every reachable non-terminal position (4,520) against exact minimax; a mistake
+is a move that gives up part of the position's game-theoretic value. Both the raw policy
+(argmax over legal moves) and the search's choice are scored, and the agent plays random
+opponents from both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from selfimprove.core.records import Metrics
+from selfimprove.games.bots import random_legal_actions
+from selfimprove.games.mcts import Evaluator, SearchConfig, normalize, search
+from selfimprove.games.rules import TicTacToe
+from selfimprove.games.solvers import solve_tictactoe
+
+
+@dataclass(frozen=True)
+class TicTacToeReferee:
+    positions: np.ndarray = field(init=False)  # [n, 3, 3] every reachable non-terminal board
+    optimal: np.ndarray = field(init=False)  # [n, 9] moves that keep the minimax value
+    values: np.ndarray = field(init=False)  # [n] minimax value for the player to move
+
+    def __post_init__(self) -> None:
+        solution = solve_tictactoe()
+        keys = list(solution.action_values)
+        object.__setattr__(
+            self,
+            "positions",
+            np.stack([np.frombuffer(k, dtype=np.int8).reshape(3, 3) for k in keys]),
+        )
+        object.__setattr__(
+            self, "optimal", np.stack([solution.optimal_actions(p) for p in self.positions])
+        )
+        object.__setattr__(
+            self, "values", np.array([solution.values[k] for k in keys], dtype=float)
+        )
+
+    def __call__(
+        self,
+        evaluator: Evaluator,
+        search_config: SearchConfig,
+        games: int,
+        rng: np.random.Generator,
+    ) -> Metrics:
+        game, n = TicTacToe(), len(self.positions)
+        legal = game.legal_actions(self.positions)
+        priors, values = evaluator(self.positions, rng)
+        policy_actions = normalize(priors, legal).argmax(axis=1)
+        searched = search(game, evaluator, self.positions, search_config, rng).visits.argmax(axis=1)
+        index = np.arange(n)
+        positions, mistakes, losses = self.in_play(evaluator, search_config, rng)
+        return {
+            "eval/policy_mistakes": float((~self.optimal[index, policy_actions]).sum()),
+            "eval/search_mistakes": float((~self.optimal[index, searched]).sum()),
+            "eval/value_error": float(np.abs(values - self.values).mean()),
+            "eval/in_play_positions": float(positions),
+            "eval/in_play_mistakes": float(mistakes),
+            "eval/in_play_losses": float(losses),
+            "eval/losses_vs_random": float(_losses_vs_random(evaluator, search_config, games, rng)),
+        }
+
+    def in_play(
+        self, evaluator: Evaluator, config: SearchConfig, rng: np.random.Generator
+    ) -> tuple[int, int, int]:
+        """Every position the agent can face, as X and as O, when it plays its searched move and
+        the opponent tries every legal reply. Returns (positions, mistakes, opponent wins):
+        zero of both means the agent never errs and never loses, against any opponent."""
+        game, row = TicTacToe(), {p.tobytes(): i for i, p in enumerate(self.positions)}
+        seen = mistakes = losses = 0
+        first_replies = game.play(np.repeat(game.initial(1), 9, axis=0), np.arange(9)).boards
+        for frontier in (game.initial(1), first_replies):
+            while len(frontier):
+                frontier = np.unique(frontier, axis=0)
+                actions = search(game, evaluator, frontier, config, rng).visits.argmax(axis=1)
+                rows = np.array([row[b.tobytes()] for b in frontier])
+                seen, mistakes = (
+                    seen + len(frontier),
+                    mistakes + int((~self.optimal[rows, actions]).sum()),
+                )
+                after = game.play(frontier, actions)
+                open_ = after.boards[~after.terminal]  # opponent to move
+                legal = game.legal_actions(open_)
+                parents, replies = np.nonzero(legal)
+                answered = game.play(open_[parents], replies)
+                losses += int(answered.mover_won.sum())
+                frontier = answered.boards[~answered.terminal]
+        return seen, mistakes, losses
+
+
+def _losses_vs_random(
+    evaluator: Evaluator, config: SearchConfig, games: int, rng: np.random.Generator
+) -> int:
+    """Games lost by the searching agent against a random player, half as X, half as O."""
+    game = TicTacToe()
+    losses = 0
+    for agent_first in (True, False):
+        boards = game.initial(games // 2)
+        alive = np.ones(len(boards), dtype=bool)
+        move = 0
+        while alive.any():
+            index = np.flatnonzero(alive)
+            agent_turn = (move % 2 == 0) == agent_first
+            if agent_turn:
+                actions = search(game, evaluator, boards[index], config, rng).visits.argmax(axis=1)
+            else:
+                actions = random_legal_actions(game, boards[index], rng)
+            step = game.play(boards[index], actions)
+            boards[index] = step.boards
+            if not agent_turn:
+                losses += int(step.mover_won.sum())
+            alive[index[step.terminal]] = False
+            move += 1
+    return losses

@@ -1,0 +1,144 @@
+"""Policy/value networks for board games: an MLP (tic-tac-toe) and a small residual conv net
+(Connect Four, Othello), plus the frozen model record the loop carries.
+
+Input: a canonical board `[B, R, C]` (player to move = +1) becomes two planes `[B, 2, R, C]`:
+the mover's stones and the opponent's. Output: policy logits `[B, A]` and a value `[B]` in
+[-1, 1] for the player to move. One torch thread per process: on 2 cores, two threads made
+small nets 10-100x slower (REFERENCES.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from selfimprove.core.config import ConfigModel
+
+torch.set_num_threads(1)
+
+
+class NetSpec(ConfigModel):
+    kind: Literal["mlp", "resnet"] = Field("mlp", description="mlp (tic-tac-toe) or resnet")
+    hidden: int = Field(128, ge=8, description="mlp: width of the two hidden layers")
+    channels: int = Field(64, ge=4, description="resnet: channels")
+    blocks: int = Field(4, ge=0, description="resnet: residual blocks")
+
+
+class MlpNet(nn.Module):
+    def __init__(self, rows: int, cols: int, actions: int, hidden: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(2 * rows * cols, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+        )
+        self.policy = nn.Linear(hidden, actions)
+        self.value = nn.Linear(hidden, 1)
+
+    def forward(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(planes)
+        return self.policy(h), torch.tanh(self.value(h)).squeeze(-1)
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.norm1(self.conv1(x)))
+        return torch.relu(x + self.norm2(self.conv2(y)))
+
+
+class ResNet(nn.Module):
+    def __init__(self, rows: int, cols: int, actions: int, channels: int, blocks: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(2, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()
+        )
+        self.blocks = nn.Sequential(*(_Residual(channels) for _ in range(blocks)))
+        self.policy = nn.Sequential(
+            nn.Conv2d(channels, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * rows * cols, actions)
+        )
+        self.value = nn.Sequential(
+            nn.Conv2d(channels, 1, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(rows * cols, 64),
+            nn.ReLU(),
+            nn.Linear(64, 1),
+        )
+
+    def forward(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.blocks(self.stem(planes))  # [B, C, R, W]
+        return self.policy(h), torch.tanh(self.value(h)).squeeze(-1)
+
+
+def build_net(spec: NetSpec, rows: int, cols: int, actions: int) -> nn.Module:
+    if spec.kind == "mlp":
+        return MlpNet(rows, cols, actions, spec.hidden)
+    return ResNet(rows, cols, actions, spec.channels, spec.blocks)
+
+
+def encode(boards: np.ndarray) -> torch.Tensor:
+    """`[B, R, C]` canonical boards -> `[B, 2, R, C]` float planes (mover, opponent)."""
+    planes = np.stack([boards == 1, boards == -1], axis=1).astype(np.float32)
+    return torch.from_numpy(planes)
+
+
+@dataclass(frozen=True)
+class NetModel:
+    """What the loop carries between generations: architecture and weights, no live module."""
+
+    spec: NetSpec
+    shape: tuple[int, int, int]  # rows, cols, actions
+    state: dict[str, torch.Tensor]
+
+    def module(self) -> nn.Module:
+        net = build_net(self.spec, *self.shape)
+        net.load_state_dict(self.state)
+        return net.eval()
+
+    def num_parameters(self) -> int:
+        return sum(
+            t.numel()
+            for k, t in self.state.items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        )
+
+
+def initial_model(
+    spec: NetSpec, rows: int, cols: int, actions: int, rng: np.random.Generator
+) -> NetModel:
+    """Random weights drawn from a torch generator seeded by `rng` (no global seeding leaks)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(int(rng.integers(2**62)))
+        net = build_net(spec, rows, cols, actions)
+    return NetModel(
+        spec, (rows, cols, actions), {k: v.detach().clone() for k, v in net.state_dict().items()}
+    )
+
+
+@dataclass(frozen=True)
+class NetEvaluator:
+    """Batched inference for MCTS: softmax priors and values of a live network."""
+
+    net: nn.Module
+
+    def __call__(
+        self, boards: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        del rng
+        with torch.inference_mode():
+            logits, values = self.net(encode(boards))
+            return torch.softmax(logits, dim=1).numpy(), values.numpy().astype(np.float64)

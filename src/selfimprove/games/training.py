@@ -1,0 +1,79 @@
+"""Training the policy/value net on self-play positions: cross-entropy to the visit
+distribution plus squared error to the outcome, with the board's symmetries as augmentation.
+`train_net` starts from a copy of the incumbent's weights and never changes the incumbent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from selfimprove.core.config import ConfigModel
+from selfimprove.games.network import NetModel, encode
+from selfimprove.games.selfplay import Positions
+
+Symmetries = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class TrainConfig(ConfigModel):
+    steps: int = Field(200, ge=1, description="optimizer steps per generation")
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    replay_window: int = Field(
+        4, ge=1, description="train on the positions of this many recent generations"
+    )
+
+
+def dihedral_3x3(boards: np.ndarray, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All 8 rotations and reflections of square boards with one action per cell."""
+    side = boards.shape[1]
+    grid = policies.reshape(-1, side, side)
+    out_boards, out_policies = [], []
+    for flip in (False, True):
+        b, p = (boards[:, :, ::-1], grid[:, :, ::-1]) if flip else (boards, grid)
+        for turns in range(4):
+            out_boards.append(np.rot90(b, turns, axes=(1, 2)))
+            out_policies.append(np.rot90(p, turns, axes=(1, 2)).reshape(len(boards), -1))
+    return np.concatenate(out_boards), np.concatenate(out_policies)
+
+
+def mirror_columns(boards: np.ndarray, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connect Four's one symmetry: the left-right mirror (actions are columns)."""
+    return np.concatenate([boards, boards[:, :, ::-1]]), np.concatenate(
+        [policies, policies[:, ::-1]]
+    )
+
+
+def train_net(
+    model: NetModel,
+    window: Sequence[Positions],
+    config: TrainConfig,
+    symmetries: Symmetries,
+    rng: np.random.Generator,
+) -> NetModel:
+    boards = np.concatenate([p.boards for p in window])
+    policies = np.concatenate([p.policies for p in window])
+    values = np.concatenate([p.values for p in window])
+    boards, policies = symmetries(boards, policies)
+    values = np.tile(values, len(boards) // len(values))
+    net = model.module().train()
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    planes = encode(np.ascontiguousarray(boards))  # [n, 2, R, C]
+    targets_pi = torch.from_numpy(policies.astype(np.float32))
+    targets_z = torch.from_numpy(values.astype(np.float32))
+    for _ in range(config.steps):
+        batch = torch.from_numpy(rng.integers(0, len(boards), size=config.batch_size))
+        logits, value = net(planes[batch])
+        policy_loss = -(targets_pi[batch] * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+        loss = policy_loss + torch.mean((value - targets_z[batch]) ** 2)
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
+        optimizer.step()
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return NetModel(model.spec, model.shape, state)

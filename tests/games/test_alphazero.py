@@ -1,0 +1,109 @@
+"""AlphaZero: the tic-tac-toe target, and the loop's invariants with a torch model inside."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfimprove.core.store import RunStore
+from selfimprove.experiments import (
+    build_arms,
+    claims_for,
+    load_config,
+    parse_config,
+    resume_run,
+    start_run,
+)
+from selfimprove.games.alphazero import AlphaZeroConfig
+from selfimprove.games.bots import UniformEvaluator
+from selfimprove.games.mcts import SearchConfig
+from selfimprove.games.rules import TicTacToe
+from selfimprove.games.selfplay import self_play
+from selfimprove.games.training import dihedral_3x3, mirror_columns
+from tests.conftest import CONFIGS
+
+TINY = {
+    "kind": "games.alphazero",
+    "generations": 4,
+    "self_play": {"games_per_generation": 16, "num_simulations": 10},
+    "train": {"steps": 20, "batch_size": 32},
+    "evaluation": {"num_simulations": 10, "random_games": 10},
+}
+
+
+def test_tictactoe_solved_from_random_weights_within_five_cpu_minutes(tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "games" / "tictactoe.yaml")
+    start = time.process_time()
+    run = start_run(config, tmp_path)
+    cpu_seconds = time.process_time() - start
+    store = RunStore.open(run.run_dir)
+    series = store.metrics("alphazero-tictactoe")
+    first, last = series[0], series[max(series)]
+    assert cpu_seconds < 300
+    assert (
+        first["eval/in_play_mistakes"] > 10 and first["eval/in_play_losses"] > 0
+    )  # it starts weak
+    assert last["eval/in_play_mistakes"] == 0 and last["eval/in_play_losses"] == 0
+    assert last["eval/losses_vs_random"] == 0
+    assert last["eval/policy_mistakes"] < 0.2 * first["eval/policy_mistakes"]
+    assert all(claim.holds for claim in claims_for(config, store))
+
+
+def test_resumed_alphazero_equals_uninterrupted(tmp_path: Path) -> None:
+    config = parse_config(TINY, "test")
+    whole = start_run(config, tmp_path / "whole")
+    cut = start_run(config, tmp_path / "cut", stop_after=2)
+    resumed = resume_run(cut.run_dir)
+    metrics = [RunStore.open(r.run_dir).metrics("alphazero-tictactoe") for r in (whole, resumed)]
+    assert metrics[0] == metrics[1]
+    assert len(metrics[0]) == 5
+
+
+def test_train_never_mutates_the_incumbent() -> None:
+    config = parse_config(TINY, "test")
+    assert isinstance(config, AlphaZeroConfig)
+    (arm,) = build_arms(config)
+    pipe, rng = arm.pipeline, np.random.default_rng(0)
+    model, history = pipe.initialize(rng)
+    before = {k: v.clone() for k, v in model.state.items()}
+    kept = pipe.curate(pipe.generate(model, 1, rng), [history], 1, rng)
+    candidate = pipe.train(model, kept, rng)
+    assert all(torch.equal(before[k], model.state[k]) for k in before)
+    assert any(not torch.equal(before[k], candidate.state[k]) for k in before)
+
+
+def test_self_play_records_every_move_with_consistent_targets() -> None:
+    game = TicTacToe()
+    positions = self_play(
+        game,
+        UniformEvaluator(9),
+        SearchConfig(num_simulations=16),
+        12,
+        9,
+        1,
+        np.random.default_rng(0),
+    )
+    assert np.allclose(positions.policies.sum(axis=1), 1.0)
+    assert set(np.unique(positions.values)) <= {-1.0, 0.0, 1.0}
+    stones = (positions.boards != 0).sum(axis=(1, 2))
+    assert (stones == 0).sum() == 12  # each game's first position is recorded once
+    assert (
+        positions.policies[positions.boards.reshape(-1, 9) != 0] == 0
+    ).all()  # no mass on taken cells
+    # Consecutive positions of one game alternate sides: values of a decisive game alternate sign.
+    first_game = positions.values[::12][:3]
+    assert first_game[0] == -first_game[1] == first_game[2] or (first_game == 0).all()
+
+
+def test_symmetries_keep_policies_on_empty_cells() -> None:
+    rng = np.random.default_rng(1)
+    boards = rng.integers(-1, 2, size=(5, 3, 3)).astype(np.int8)
+    policies = (boards.reshape(5, 9) == 0) * rng.random((5, 9))
+    all_boards, all_policies = dihedral_3x3(boards, policies)
+    assert all_boards.shape == (40, 3, 3)
+    assert (all_policies[all_boards.reshape(40, 9) != 0] == 0).all()
+    _, c4_policies = mirror_columns(np.zeros((2, 6, 7), np.int8), np.eye(7)[[0, 3]])
+    assert c4_policies[2:].argmax(axis=1).tolist() == [6, 3]
