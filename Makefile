@@ -32,6 +32,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_collapse.py
+	$(PY) benchmarks/bench_mcts.py
 
 check: lint typecheck test
 

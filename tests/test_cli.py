@@ -68,3 +68,53 @@ def test_run_show_runs_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "10% fresh real" in shown and "collapse/sigma_median" in shown
     assert main(["--runs-dir", runs, "report", run_id]) == 0
     assert capsys.readouterr().out.strip().endswith("report.html")
+
+
+def test_play_rejects_illegal_input_and_finishes_a_game(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny = [
+        "--set",
+        "generations=1",
+        "--set",
+        "self_play.games_per_generation=8",
+        "--set",
+        "self_play.num_simulations=8",
+        "--set",
+        "train.steps=5",
+        "--set",
+        "evaluation.num_simulations=8",
+        "--set",
+        "evaluation.random_games=4",
+    ]
+    assert (
+        main(["--runs-dir", str(tmp_path), "run", str(CONFIGS / "games/tictactoe.yaml"), *tiny])
+        == 0
+    )
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    moves = "\n".join(["0", "abc", *[str(c) for c in range(1, 10)] * 2]) + "\n"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfimprove",
+            "--runs-dir",
+            str(tmp_path),
+            "play",
+            "tictactoe",
+            "--run",
+            run_id,
+            "--simulations",
+            "16",
+        ],
+        input=moves,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "not a legal move: '0'" in result.stdout and "not a legal move: 'abc'" in result.stdout
+    assert "agent plays" in result.stdout
+    assert result.stdout.rstrip().endswith(("X wins", "O wins", "draw"))
+    wrong = run_cli("--runs-dir", str(tmp_path), "play", "connect4", "--run", run_id)
+    assert wrong.returncode == 2 and "not connect4" in wrong.stderr

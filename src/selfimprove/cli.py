@@ -101,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run")
     report.set_defaults(handler=_report)
 
+    play = commands.add_parser("play", help="play a trained agent in the terminal")
+    play.add_argument("game", choices=["connect4", "tictactoe"])
+    play.add_argument("--run", required=True, help="a games.alphazero run of that game")
+    play.add_argument("--first", choices=["human", "agent"], default="human")
+    play.add_argument("--simulations", type=int, default=200, help="agent's search per move")
+    play.set_defaults(handler=_play)
+
     tour = commands.add_parser("tour", help="run the chapter's claims and write one page")
     tour.add_argument("--quick", action="store_true", help="smaller settings (about a minute)")
     tour.add_argument("--file", type=Path, default=Path("configs/tour.yaml"), help="tour file")
@@ -216,6 +223,69 @@ def _tour(args: argparse.Namespace) -> int:
     console.print(f"tour report: {path.resolve()}")
     out.print(str(path.resolve()))
     return 0
+
+
+def _play(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from selfimprove.games.alphazero import agent_move, make_game
+    from selfimprove.games.rules import render
+
+    store = RunStore.open(args.run, args.runs_dir)
+    try:
+        info = store.info()
+        if info.kind != "games.alphazero" or info.config.get("game") != args.game:
+            raise ConfigError(
+                f"run {info.id} is a {info.kind} run of {info.config.get('game', '-')}, not {args.game}"
+            )
+        arm = store.arms()[0][0]
+        snapshot = store.load_snapshot(arm, store.last_generation(arm))
+    finally:
+        store.close()
+    if snapshot is None:
+        raise ConfigError(f"run {info.id} has no saved model yet")
+    generation, state = snapshot
+    game, _ = make_game(args.game)
+    rng = np.random.default_rng()
+    board = game.initial(1)[0]
+    human_first = args.first == "human"
+    marks = ("X", "O")
+    out.print(
+        f"agent from generation {generation}; you are {'X' if human_first else 'O'}; moves are 1-{game.num_actions}, q quits"
+    )
+    move = 0
+    while True:
+        to_move = marks[move % 2]
+        out.print(render(board, to_move))
+        human_turn = (move % 2 == 0) == human_first
+        legal = game.legal_actions(board[None])[0]
+        if human_turn:
+            try:
+                text = input(f"{to_move} to move> ").strip().lower()
+            except EOFError:
+                return 0
+            if text in ("q", "quit"):
+                return 0
+            if (
+                not text.isdigit()
+                or not 1 <= int(text) <= game.num_actions
+                or not legal[int(text) - 1]
+            ):
+                out.print(
+                    f"not a legal move: {text!r}; choose one of {[int(a) + 1 for a in np.flatnonzero(legal)]}"
+                )
+                continue
+            action = int(text) - 1
+        else:
+            action, value = agent_move(state.incumbent, game, board, args.simulations, rng)
+            out.print(f"agent plays {action + 1} (its value estimate: {value:+.2f})")
+        step = game.play(board[None], np.array([action]))
+        board = step.boards[0]
+        move += 1
+        if step.terminal[0]:
+            out.print(render(board, marks[move % 2]))
+            out.print(f"{to_move} wins" if step.mover_won[0] else "draw")
+            return 0
 
 
 if __name__ == "__main__":

@@ -203,3 +203,19 @@ def build_arms(config: AlphaZeroConfig) -> list[Arm]:
         describe=describe,
     )
     return [Arm(f"alphazero-{config.game}", pipeline)]
+
+
+def agent_move(
+    model: NetModel, game: Game, board: np.ndarray, simulations: int, rng: np.random.Generator
+) -> tuple[int, float]:
+    """The trained agent's move on one canonical board, and its value estimate (mover's view)."""
+    from selfimprove.games.mcts import search  # the method file keeps its imports minimal
+
+    result = search(
+        game,
+        NetEvaluator(model.module()),
+        board[None],
+        SearchConfig(num_simulations=simulations),
+        rng,
+    )
+    return int(result.visits[0].argmax()), float(result.value[0])
