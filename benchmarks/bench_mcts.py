@@ -99,7 +99,7 @@ def main() -> None:
     sims = 64
     for label, spec in NETS.items():
         model = initial_model(spec, 6, 7, 7, rng)
-        evaluator = NetEvaluator(model.module())
+        evaluator = NetEvaluator.of(model)
         baseline_sims, start = 0, time.perf_counter()
         for board in positions(4, rng):
             root = Node(board)
@@ -109,7 +109,7 @@ def main() -> None:
         baseline = baseline_sims / (time.perf_counter() - start)
         print(f"\n{label}: {model.num_parameters():,} parameters")
         print(f"  one game at a time, recursive Python tree     {baseline:10,.0f} sims/s")
-        for games in (64, 256):
+        for games in (64, 256, 1024):
             roots = positions(games, rng)
             timed = TimedEvaluator(evaluator)
             start = time.perf_counter()

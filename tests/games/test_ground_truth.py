@@ -65,3 +65,20 @@ def test_wilson_interval() -> None:
     assert low == 0.0 and 0.003 < high < 0.004
     low, high = wilson_interval(50, 1000)
     assert low < 0.05 < high and high - low < 0.03
+
+
+@pytest.mark.skipif(not PONS.is_file(), reason="shared/data is not beside this checkout")
+def test_rollout_mcts_1000_matches_the_published_pons_mistake_rates() -> None:
+    """REFERENCES.md: random-rollout MCTS-1000 makes 0.3 / 0.6 / 7.7 / 3.7% mistakes on
+    End-Easy / Middle-Easy / Middle-Medium / Beginning-Easy. Ours, on the first 300 positions
+    of each set, must be no worse by more than 3 points (about 2 standard errors)."""
+    from selfimprove.games.bots import MctsBot
+    from selfimprove.games.pons import SET_LABELS
+
+    published = {"End-Easy": 0.3, "Middle-Easy": 0.6, "Middle-Medium": 7.7, "Beginning-Easy": 3.7}
+    bot = MctsBot(ConnectFour(), num_simulations=1000)
+    for name, pons_set in load_pons(PONS).items():
+        boards = pons_set.boards()[:300]
+        subset = type(pons_set)(name, pons_set.sequences[:300], pons_set.move_scores[:300])
+        rate = 100 * subset.mistakes(bot(boards, np.random.default_rng(0))).mean()
+        assert rate <= published[SET_LABELS[name]] + 3.0, f"{name}: {rate:.1f}%"

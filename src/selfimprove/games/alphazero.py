@@ -92,7 +92,7 @@ class SelfPlay:
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Positions:
         c = self.config
         search = SearchConfig(c.num_simulations, c.c_puct, c.dirichlet_alpha, c.dirichlet_fraction)
-        evaluator = NetEvaluator(model.module())
+        evaluator = NetEvaluator.of(model)
         return self_play(
             self.game,
             evaluator,
@@ -137,7 +137,7 @@ class EvaluateTicTacToe:
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Metrics:
         del generation
         search = SearchConfig(num_simulations=self.config.num_simulations)
-        metrics = self.referee(NetEvaluator(model.module()), search, self.config.random_games, rng)
+        metrics = self.referee(NetEvaluator.of(model), search, self.config.random_games, rng)
         return metrics | {"net/parameters": float(model.num_parameters())}
 
 
@@ -153,7 +153,7 @@ class EvaluateConnectFour:
             return metrics
         from selfimprove.games.mcts import normalize, search  # local: only Connect Four needs it
 
-        evaluator, game = NetEvaluator(model.module()), ConnectFour()
+        evaluator, game = NetEvaluator.of(model), ConnectFour()
         for name, pons_set in sorted(load_pons(self.config.pons_table).items()):
             boards = pons_set.boards()[: self.config.pons_positions]
             scores = type(pons_set)(
@@ -213,7 +213,7 @@ def agent_move(
 
     result = search(
         game,
-        NetEvaluator(model.module()),
+        NetEvaluator.of(model),
         board[None],
         SearchConfig(num_simulations=simulations),
         rng,

