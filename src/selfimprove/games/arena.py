@@ -1,0 +1,108 @@
+"""Arena and Elo ladder: paired games against fixed opponents, with bootstrap intervals.
+
+A small unpaired arena is noise (REFERENCES.md: 40 games at a 60% bar has a standard error of
+~0.08). Here every randomized opening is played twice with colours swapped, so first-move
+advantage and opening luck cancel within a pair, and the Elo interval comes from resampling
+pairs. Players are batched callables `(boards, rng) -> actions`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from selfimprove.games.bots import random_legal_actions
+from selfimprove.games.rules import Game
+
+Player = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    scores: np.ndarray  # [pairs] points of player A in each pair of games (0, 0.5, ..., 2)
+
+    @property
+    def score(self) -> float:
+        """A's share of the points, 0..1."""
+        return float(self.scores.mean() / 2)
+
+
+def random_openings(game: Game, num: int, plies: int, rng: np.random.Generator) -> np.ndarray:
+    """`num` positions after `plies` random moves that end no game (retried where one does)."""
+    boards = game.initial(num)
+    for _ in range(plies):
+        moves = random_legal_actions(game, boards, rng)
+        step = game.play(boards, moves)
+        while step.terminal.any():  # redraw the moves that ended a game
+            bad = step.terminal
+            moves[bad] = random_legal_actions(game, boards[bad], rng)
+            step = game.play(boards, moves)
+        boards = step.boards
+    return boards
+
+
+def play_pairs(
+    game: Game, player_a: Player, player_b: Player, openings: np.ndarray, rng: np.random.Generator
+) -> MatchResult:
+    """Each opening twice: A moves first once and second once. Returns A's points per pair."""
+    points = np.zeros(len(openings))
+    for a_moves_first in (True, False):
+        boards = openings.copy()
+        alive = np.ones(len(boards), dtype=bool)
+        move = 0
+        while alive.any():
+            index = np.flatnonzero(alive)
+            a_turn = (move % 2 == 0) == a_moves_first
+            actions = (player_a if a_turn else player_b)(boards[index], rng)
+            step = game.play(boards[index], actions)
+            boards[index] = step.boards
+            ended = index[step.terminal]
+            won = step.mover_won[step.terminal]
+            points[ended] += np.where(won, 1.0 if a_turn else 0.0, 0.5)
+            alive[ended] = False
+            move += 1
+    return MatchResult(points)
+
+
+def elo_difference(score: float) -> float:
+    """Elo gap implied by an expected score (clipped away from 0 and 1)."""
+    s = min(max(score, 1e-3), 1 - 1e-3)
+    return 400.0 * math.log10(s / (1 - s))
+
+
+def ladder_elo(results: Mapping[float, MatchResult]) -> float:
+    """Maximum-likelihood rating of a player from matches against anchors of known rating."""
+    points = [(rating, r.scores / 2) for rating, r in results.items()]
+
+    def negative_log_likelihood(rating: float) -> float:
+        total = 0.0
+        for anchor, pair_scores in points:
+            expected = 1 / (1 + 10 ** ((anchor - rating) / 400))
+            expected = min(max(expected, 1e-9), 1 - 1e-9)
+            total -= float(
+                (
+                    pair_scores * math.log(expected) + (1 - pair_scores) * math.log(1 - expected)
+                ).sum()
+            )
+        return total
+
+    return float(minimize_scalar(negative_log_likelihood, bounds=(-2000, 4000), method="bounded").x)
+
+
+def bootstrap_elo(
+    results: Mapping[float, MatchResult], rng: np.random.Generator, samples: int = 500
+) -> tuple[float, float]:
+    """95% interval of the ladder rating, resampling each match's pairs."""
+    draws = []
+    for _ in range(samples):
+        resampled = {
+            rating: MatchResult(r.scores[rng.integers(0, len(r.scores), len(r.scores))])
+            for rating, r in results.items()
+        }
+        draws.append(ladder_elo(resampled))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)
