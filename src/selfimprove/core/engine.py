@@ -11,6 +11,7 @@ arms side by side, run one after the other.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
@@ -150,6 +151,7 @@ class Engine:
 
     def _initialize(self, arm: Arm) -> tuple[LoopState[Any, Any], GenerationRecord]:
         seed, pipeline = self.loop.seed, arm.pipeline
+        started = time.perf_counter()
         model, kept = pipeline.initialize(stage_rng(seed, 0, "initialize"))
         metrics = pipeline.evaluate(model, 0, stage_rng(seed, 0, "evaluate"))
         missing = sorted({a.metric for a in self.loop.alarms} - set(metrics))
@@ -165,14 +167,16 @@ class Engine:
         )
         decision = Decision("accept", "generation 0: trained on real data")
         state = LoopState(0, model, (kept,), metrics)
+        seconds = time.perf_counter() - started
         return state, GenerationRecord(
-            arm.name, 0, metrics, decision, pipeline.describe(kept), events
+            arm.name, 0, metrics, decision, pipeline.describe(kept), events, seconds
         )
 
     def _step(
         self, arm: Arm, state: LoopState[Any, Any]
     ) -> tuple[LoopState[Any, Any], GenerationRecord]:
         g, seed, pipeline = state.generation + 1, self.loop.seed, arm.pipeline
+        started = time.perf_counter()
         samples = pipeline.generate(state.incumbent, g, stage_rng(seed, g, "generate"))
         scored = pipeline.verify(samples, stage_rng(seed, g, "verify"))
         kept = pipeline.curate(scored, state.history, g, stage_rng(seed, g, "curate"))
@@ -184,7 +188,13 @@ class Engine:
         if not decision.accepted:
             events.append(Event(decision.action, decision.reason, arm.name, g))
         record = GenerationRecord(
-            arm.name, g, metrics, decision, pipeline.describe(kept), tuple(events)
+            arm.name,
+            g,
+            metrics,
+            decision,
+            pipeline.describe(kept),
+            tuple(events),
+            seconds=time.perf_counter() - started,
         )
         match decision.action:
             case "accept":

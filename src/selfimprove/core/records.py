@@ -110,6 +110,7 @@ class GenerationRecord:
     decision: Decision
     kept: tuple[ProvenanceCount, ...] = ()
     events: tuple[Event, ...] = ()
+    seconds: float = 0.0  # wall time of the generation's stages
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS arms (
     name TEXT PRIMARY KEY, position INTEGER NOT NULL, status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS generations (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL,
-    finished TEXT NOT NULL, PRIMARY KEY (arm, generation));
+    finished TEXT NOT NULL, seconds REAL, PRIMARY KEY (arm, generation));
 CREATE TABLE IF NOT EXISTS metrics (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL,
     PRIMARY KEY (arm, generation, key));
@@ -192,13 +192,14 @@ class RunStore:
         """Write one finished generation in one transaction."""
         with self._transaction():
             self._db.execute(
-                "INSERT INTO generations VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     record.arm,
                     record.generation,
                     record.decision.action,
                     record.decision.reason,
                     now(),
+                    record.seconds,
                 ),
             )
             self._db.executemany(
@@ -245,6 +246,27 @@ class RunStore:
         for generation, key, value in rows:
             table.setdefault(generation, {})[key] = math.nan if value is None else float(value)
         return table
+
+    def compute_minutes(self, arm: str) -> dict[int, float]:
+        """generation -> compute time spent up to and including it, in minutes (resumes and
+        idle gaps excluded; it is wall time, so it is not part of the replayed metrics)."""
+        try:
+            rows = self._db.execute(
+                "SELECT generation, seconds FROM generations WHERE arm = ? ORDER BY generation",
+                (arm,),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a run stored before durations were: use finish times
+            stamps = self._db.execute(
+                "SELECT generation, finished FROM generations WHERE arm = ? ORDER BY generation",
+                (arm,),
+            ).fetchall()
+            start = datetime.fromisoformat(self.info().created)
+            return {g: (datetime.fromisoformat(f) - start).total_seconds() / 60 for g, f in stamps}
+        total, minutes = 0.0, {}
+        for generation, seconds in rows:
+            total += seconds or 0.0
+            minutes[generation] = total / 60
+        return minutes
 
     def decisions(self, arm: str) -> dict[int, tuple[str, str]]:
         rows = self._db.execute(

@@ -51,7 +51,23 @@ def x_axis(arms: dict[str, Series]) -> str | None:
     return sorted(common)[0] if common else None
 
 
-def plot_metric(arms: dict[str, Series], key: str, title: str | None = None) -> bytes:
+def plot_metric(
+    arms: dict[str, Series],
+    key: str,
+    title: str | None = None,
+    x_values: dict[str, dict[int, float]] | None = None,
+    x_label: str = "",
+) -> bytes:
+    """One metric, arms overlaid; `x_values` (arm -> generation -> x) replaces the generation."""
+    if x_values is not None:
+        arms = {
+            arm: {
+                g: m | {"axis/override": x_values[arm][g]}
+                for g, m in s.items()
+                if g in x_values[arm]
+            }
+            for arm, s in arms.items()
+        }
     axis_key = x_axis(arms)
     figure, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
     values: list[float] = []
@@ -70,16 +86,23 @@ def plot_metric(arms: dict[str, Series], key: str, title: str | None = None) -> 
             ax, series, axis_key, f"analytic/{key}", color, theory_labelled
         )
     ax.set_title(title or key, fontsize=11)
-    ax.set_xlabel(axis_key.removeprefix("axis/").replace("_", " ") if axis_key else "generation")
-    if axis_key:
-        ax.set_xscale("log")
+    if x_values is not None:
+        ax.set_xlabel(x_label)
+    else:
+        ax.set_xlabel(
+            axis_key.removeprefix("axis/").replace("_", " ") if axis_key else "generation"
+        )
+        if axis_key:
+            ax.set_xscale("log")
     positive = [v for v in values if v > 0]
     if key.endswith(_UNIT_INTERVAL):
         ax.set_ylim(-0.02, 1.02)  # shares: a zoomed axis would make sampling noise look dramatic
     elif (
         positive
         and len(positive) == len(values)
-        and (axis_key is not None or max(positive) / min(positive) > _LOG_SPAN)
+        and (
+            (axis_key is not None and x_values is None) or max(positive) / min(positive) > _LOG_SPAN
+        )
     ):  # against a size axis, log-log shows a scaling law as a line
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
