@@ -107,3 +107,40 @@ def test_symmetries_keep_policies_on_empty_cells() -> None:
     assert (all_policies[all_boards.reshape(40, 9) != 0] == 0).all()
     _, c4_policies = mirror_columns(np.zeros((2, 6, 7), np.int8), np.eye(7)[[0, 3]])
     assert c4_policies[2:].argmax(axis=1).tolist() == [6, 3]
+
+
+def test_connect4_pipeline_scores_pons_sets_and_climbs_the_ladder(tmp_path: Path) -> None:
+    from tests.games.test_ground_truth import PONS
+
+    if not PONS.is_file():
+        return
+    config = parse_config(
+        {
+            "kind": "games.alphazero",
+            "game": "connect4",
+            "generations": 1,
+            "net": {"kind": "resnet", "channels": 8, "blocks": 1},
+            "self_play": {"games_per_generation": 8, "num_simulations": 8},
+            "train": {"steps": 5, "batch_size": 32},
+            "evaluation": {
+                "num_simulations": 8,
+                "pons_table": str(PONS),
+                "pons_positions": 20,
+                "ladder_every": 1,
+                "ladder_pairs": 4,
+                "ladder_anchors": [{"simulations": 4, "elo": 0}, {"simulations": 40, "elo": 300}],
+            },
+        },
+        "test",
+    )
+    run = start_run(config, tmp_path)
+    last = RunStore.open(run.run_dir).metrics("alphazero-connect4")[1]
+    for label in ("End-Easy", "Middle-Easy", "Middle-Medium", "Beginning-Easy"):
+        rate = last[f"pons/{label}/search_mistake_rate"]
+        assert (
+            last[f"pons/{label}/search_mistake_rate_low"]
+            <= rate
+            <= last[f"pons/{label}/search_mistake_rate_high"]
+        )
+    assert last["ladder/elo_low"] <= last["ladder/elo"] <= last["ladder/elo_high"]
+    assert 0.0 <= last["ladder/score_vs_mcts40"] <= 1.0

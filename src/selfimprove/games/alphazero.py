@@ -51,11 +51,25 @@ class SelfPlayConfig(ConfigModel):
     temperature_moves: int = Field(4, ge=0, description="moves sampled from visits before argmax")
 
 
+class LadderAnchor(ConfigModel):
+    simulations: int = Field(ge=1, description="random-rollout MCTS simulations per move")
+    elo: float = Field(description="the anchor's assumed rating")
+
+
 class EvaluationConfig(ConfigModel):
     num_simulations: int = Field(50, ge=1, description="simulations when scoring the search")
     random_games: int = Field(100, ge=0, description="tic-tac-toe: games against a random player")
     pons_table: Path | None = Field(None, description="Connect Four: pons_move_scores.tsv")
     pons_positions: int = Field(200, ge=1, description="Connect Four: positions scored per set")
+    ladder_every: int = Field(
+        0, ge=0, description="Connect Four: Elo ladder every N generations (0: never)"
+    )
+    ladder_pairs: int = Field(20, ge=1, description="paired games (2 each) per anchor")
+    ladder_anchors: tuple[LadderAnchor, ...] = Field(
+        (),
+        description="random-rollout MCTS opponents and the Elo each is assumed to have "
+        "(REFERENCES.md, MCTS-100 = 0: MCTS-400 +290, MCTS-1000 +425, MCTS-10000 +750)",
+    )
 
 
 class AlphaZeroConfig(LoopConfig):
@@ -146,8 +160,8 @@ class EvaluateConnectFour:
     config: EvaluationConfig
 
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Metrics:
-        """Mistake rate of the raw policy and of the search on each Pons set, with 95% bounds."""
-        del generation
+        """Mistake rate of the raw policy and of the search on each Pons set, with 95% bounds;
+        every `ladder_every` generations, an Elo ladder against fixed MCTS bots."""
         metrics: Metrics = {"net/parameters": float(model.num_parameters())}
         if self.config.pons_table is None:
             return metrics
@@ -169,8 +183,37 @@ class EvaluateConnectFour:
                 mistakes = int(scores.mistakes(actions).sum())
                 low, high = wilson_interval(mistakes, len(boards))
                 metrics[f"pons/{label}/{kind}_mistake_rate"] = mistakes / len(boards)
-                metrics[f"pons/{label}/{kind}_mistake_rate_q10"] = low
-                metrics[f"pons/{label}/{kind}_mistake_rate_q90"] = high
+                metrics[f"pons/{label}/{kind}_mistake_rate_low"] = low  # 95% Wilson
+                metrics[f"pons/{label}/{kind}_mistake_rate_high"] = high
+        every = self.config.ladder_every
+        if every and generation % every == 0 and self.config.ladder_anchors:
+            metrics |= self._ladder(evaluator, rng)
+        return metrics
+
+    def _ladder(self, evaluator: NetEvaluator, rng: np.random.Generator) -> Metrics:
+        """Paired games against each anchor from shared random openings; Elo by likelihood."""
+        from selfimprove.games.arena import bootstrap_elo, ladder_elo, play_pairs, random_openings
+        from selfimprove.games.bots import MctsBot
+        from selfimprove.games.mcts import search
+
+        game, config = ConnectFour(), SearchConfig(self.config.num_simulations)
+
+        def agent(boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            return search(game, evaluator, boards, config, rng).visits.argmax(axis=1)
+
+        openings = random_openings(game, self.config.ladder_pairs, 2, rng)
+        results = {
+            a.elo: play_pairs(game, agent, MctsBot(game, a.simulations), openings, rng)
+            for a in self.config.ladder_anchors
+        }
+        low, high = bootstrap_elo(results, rng)
+        metrics = {
+            "ladder/elo": ladder_elo(results),
+            "ladder/elo_low": low,
+            "ladder/elo_high": high,
+        }
+        for anchor in self.config.ladder_anchors:
+            metrics[f"ladder/score_vs_mcts{anchor.simulations}"] = results[anchor.elo].score
         return metrics
 
 

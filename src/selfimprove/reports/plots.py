@@ -32,7 +32,8 @@ def plottable_keys(arms: dict[str, Series]) -> list[str]:
         for metrics in series.values():
             keys.update(metrics)
     hidden = ("analytic/", "axis/")
-    shown = {k for k in keys if not k.startswith(hidden) and not k.endswith(("_q10", "_q90"))}
+    bounds = ("_q10", "_q90", "_low", "_high")  # drawn as bands around their metric
+    shown = {k for k in keys if not k.startswith(hidden) and not k.endswith(bounds)}
     return sorted(shown, key=_display_order)
 
 
@@ -116,9 +117,14 @@ def plot_metric(
 
 
 def _band(ax: Axes, series: Series, gens: list[int], xs: list[float], key: str, color: str) -> None:
-    """Shade `<key>_q10 .. <key>_q90` (or, for `x_median`, `x_q10 .. x_q90`) where stored."""
+    """Shade an interval (`<key>_low .. <key>_high`) or seed percentiles (`_q10 .. _q90`)."""
     stem = key.removesuffix("_median")
-    for low_key, high_key in ((f"{key}_q10", f"{key}_q90"), (f"{stem}_q10", f"{stem}_q90")):
+    pairs = (
+        (f"{key}_low", f"{key}_high"),
+        (f"{key}_q10", f"{key}_q90"),
+        (f"{stem}_q10", f"{stem}_q90"),
+    )
+    for low_key, high_key in pairs:
         low = [series[g].get(low_key, math.nan) for g in gens]
         high = [series[g].get(high_key, math.nan) for g in gens]
         if all(math.isfinite(v) for v in low + high):
