@@ -284,7 +284,11 @@ def _play(args: argparse.Namespace) -> int:
         move += 1
         if step.terminal[0]:
             out.print(render(board, marks[move % 2]))
-            out.print(f"{to_move} wins" if step.mover_won[0] else "draw")
+            result = step.mover_result[0]
+            other = marks[move % 2]
+            out.print(
+                f"{to_move} wins" if result > 0 else f"{other} wins" if result < 0 else "draw"
+            )
             return 0
 
 

@@ -22,7 +22,7 @@ from selfimprove.games.bots import UniformEvaluator
 from selfimprove.games.mcts import SearchConfig
 from selfimprove.games.rules import TicTacToe
 from selfimprove.games.selfplay import self_play
-from selfimprove.games.training import dihedral_3x3, mirror_columns
+from selfimprove.games.training import dihedral, mirror_columns
 from tests.conftest import CONFIGS
 
 TINY = {
@@ -102,7 +102,7 @@ def test_symmetries_keep_policies_on_empty_cells() -> None:
     rng = np.random.default_rng(1)
     boards = rng.integers(-1, 2, size=(5, 3, 3)).astype(np.int8)
     policies = (boards.reshape(5, 9) == 0) * rng.random((5, 9))
-    all_boards, all_policies = dihedral_3x3(boards, policies)
+    all_boards, all_policies = dihedral(boards, policies)
     assert all_boards.shape == (40, 3, 3)
     assert (all_policies[all_boards.reshape(40, 9) != 0] == 0).all()
     _, c4_policies = mirror_columns(np.zeros((2, 6, 7), np.int8), np.eye(7)[[0, 3]])
@@ -144,3 +144,25 @@ def test_connect4_pipeline_scores_pons_sets_and_climbs_the_ladder(tmp_path: Path
         )
     assert last["ladder/elo_low"] <= last["ladder/elo"] <= last["ladder/elo_high"]
     assert 0.0 <= last["ladder/score_vs_mcts40"] <= 1.0
+
+
+def test_othello_pipeline_runs_a_generation_and_climbs_the_ladder(tmp_path: Path) -> None:
+    config = load_config(
+        CONFIGS / "games" / "othello6.yaml",
+        [
+            "generations=1",
+            "net.blocks=1",
+            "net.channels=8",
+            "self_play.games_per_generation=4",
+            "self_play.num_simulations=4",
+            "train.steps=3",
+            "evaluation.num_simulations=4",
+            "evaluation.ladder_every=1",
+            "evaluation.ladder_pairs=2",
+            "evaluation.ladder_anchors=[{simulations: 2, elo: 0}]",
+        ],
+    )
+    run = start_run(config, tmp_path)
+    last = RunStore.open(run.run_dir).metrics("alphazero-othello6")[1]
+    assert last["ladder/elo_low"] <= last["ladder/elo"] <= last["ladder/elo_high"]
+    assert 0.0 <= last["ladder/score_vs_mcts2"] <= 1.0

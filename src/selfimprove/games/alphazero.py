@@ -25,19 +25,12 @@ from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.records import Metrics, Provenance, ProvenanceCount, Verdict
 from selfimprove.core.stages import no_verification
-from selfimprove.games.evaluation import TicTacToeReferee
+from selfimprove.games.evaluation import TicTacToeReferee, ladder_metrics, pons_metrics
 from selfimprove.games.mcts import SearchConfig
 from selfimprove.games.network import NetEvaluator, NetModel, NetSpec, initial_model
-from selfimprove.games.pons import SET_LABELS, load_pons, wilson_interval
-from selfimprove.games.rules import ConnectFour, Game, TicTacToe
+from selfimprove.games.rules import ConnectFour, Game, Othello, TicTacToe
 from selfimprove.games.selfplay import Positions, self_play
-from selfimprove.games.training import (
-    Symmetries,
-    TrainConfig,
-    dihedral_3x3,
-    mirror_columns,
-    train_net,
-)
+from selfimprove.games.training import Symmetries, TrainConfig, dihedral, mirror_columns, train_net
 
 Window = tuple[Positions, ...]
 
@@ -76,7 +69,7 @@ class AlphaZeroConfig(LoopConfig):
     """Self-play from random weights and the rules only."""
 
     kind: Literal["games.alphazero"] = "games.alphazero"
-    game: Literal["tictactoe", "connect4"] = "tictactoe"
+    game: Literal["tictactoe", "connect4", "othello6"] = "tictactoe"
     net: NetSpec = NetSpec()
     self_play: SelfPlayConfig = SelfPlayConfig()
     train: TrainConfig = TrainConfig()
@@ -84,7 +77,13 @@ class AlphaZeroConfig(LoopConfig):
 
 
 def make_game(name: str) -> tuple[Game, Symmetries]:
-    return (TicTacToe(), dihedral_3x3) if name == "tictactoe" else (ConnectFour(), mirror_columns)
+    match name:
+        case "tictactoe":
+            return TicTacToe(), dihedral
+        case "othello6":
+            return Othello(), dihedral
+        case _:
+            return ConnectFour(), mirror_columns
 
 
 @dataclass(frozen=True)
@@ -156,64 +155,24 @@ class EvaluateTicTacToe:
 
 
 @dataclass(frozen=True)
-class EvaluateConnectFour:
+class EvaluateAgainstAnchors:
+    """Connect Four: Pons mistake rates; any game: an Elo ladder of fixed MCTS bots."""
+
+    game: Game
     config: EvaluationConfig
 
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Metrics:
-        """Mistake rate of the raw policy and of the search on each Pons set, with 95% bounds;
-        every `ladder_every` generations, an Elo ladder against fixed MCTS bots."""
+        c, evaluator = self.config, NetEvaluator.of(model)
         metrics: Metrics = {"net/parameters": float(model.num_parameters())}
-        if self.config.pons_table is None:
-            return metrics
-        from selfimprove.games.mcts import normalize, search  # local: only Connect Four needs it
-
-        evaluator, game = NetEvaluator.of(model), ConnectFour()
-        for name, pons_set in sorted(load_pons(self.config.pons_table).items()):
-            boards = pons_set.boards()[: self.config.pons_positions]
-            scores = type(pons_set)(
-                name, pons_set.sequences[: len(boards)], pons_set.move_scores[: len(boards)]
+        if c.pons_table is not None and isinstance(self.game, ConnectFour):
+            metrics |= pons_metrics(
+                evaluator, c.pons_table, c.pons_positions, c.num_simulations, rng
             )
-            priors, _ = evaluator(boards, rng)
-            policy = normalize(priors, game.legal_actions(boards)).argmax(axis=1)
-            searched = search(
-                game, evaluator, boards, SearchConfig(self.config.num_simulations), rng
-            ).visits.argmax(axis=1)
-            label = SET_LABELS.get(name, name)
-            for kind, actions in (("policy", policy), ("search", searched)):
-                mistakes = int(scores.mistakes(actions).sum())
-                low, high = wilson_interval(mistakes, len(boards))
-                metrics[f"pons/{label}/{kind}_mistake_rate"] = mistakes / len(boards)
-                metrics[f"pons/{label}/{kind}_mistake_rate_low"] = low  # 95% Wilson
-                metrics[f"pons/{label}/{kind}_mistake_rate_high"] = high
-        every = self.config.ladder_every
-        if every and generation % every == 0 and self.config.ladder_anchors:
-            metrics |= self._ladder(evaluator, rng)
-        return metrics
-
-    def _ladder(self, evaluator: NetEvaluator, rng: np.random.Generator) -> Metrics:
-        """Paired games against each anchor from shared random openings; Elo by likelihood."""
-        from selfimprove.games.arena import bootstrap_elo, ladder_elo, play_pairs, random_openings
-        from selfimprove.games.bots import MctsBot
-        from selfimprove.games.mcts import search
-
-        game, config = ConnectFour(), SearchConfig(self.config.num_simulations)
-
-        def agent(boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-            return search(game, evaluator, boards, config, rng).visits.argmax(axis=1)
-
-        openings = random_openings(game, self.config.ladder_pairs, 2, rng)
-        results = {
-            a.elo: play_pairs(game, agent, MctsBot(game, a.simulations), openings, rng)
-            for a in self.config.ladder_anchors
-        }
-        low, high = bootstrap_elo(results, rng)
-        metrics = {
-            "ladder/elo": ladder_elo(results),
-            "ladder/elo_low": low,
-            "ladder/elo_high": high,
-        }
-        for anchor in self.config.ladder_anchors:
-            metrics[f"ladder/score_vs_mcts{anchor.simulations}"] = results[anchor.elo].score
+        if c.ladder_every and generation % c.ladder_every == 0 and c.ladder_anchors:
+            anchors = {a.simulations: a.elo for a in c.ladder_anchors}
+            metrics |= ladder_metrics(
+                self.game, evaluator, anchors, c.ladder_pairs, c.num_simulations, rng
+            )
         return metrics
 
 
@@ -233,7 +192,7 @@ def build_arms(config: AlphaZeroConfig) -> list[Arm]:
     evaluate = (
         EvaluateTicTacToe(TicTacToeReferee(), config.evaluation)
         if config.game == "tictactoe"
-        else EvaluateConnectFour(config.evaluation)
+        else EvaluateAgainstAnchors(game, config.evaluation)
     )
     pipeline: Pipeline[NetModel, Positions, Positions, Window] = Pipeline(
         initialize=RandomWeights(game, config.net),

@@ -61,8 +61,8 @@ def play_pairs(
             step = game.play(boards[index], actions)
             boards[index] = step.boards
             ended = index[step.terminal]
-            won = step.mover_won[step.terminal]
-            points[ended] += np.where(won, 1.0 if a_turn else 0.0, 0.5)
+            result = step.mover_result[step.terminal]  # for the mover: +1, 0, -1
+            points[ended] += 0.5 + 0.5 * (result if a_turn else -result)
             alive[ended] = False
             move += 1
     return MatchResult(points)

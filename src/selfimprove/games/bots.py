@@ -25,8 +25,8 @@ def rollout_values(game: Game, boards: np.ndarray, rng: np.random.Generator) -> 
         index = np.flatnonzero(alive)
         step = game.play(current[index], random_legal_actions(game, current[index], rng))
         current[index] = step.boards
-        won = index[step.mover_won]
-        value[won] = sign[won]
+        ended = index[step.terminal]
+        value[ended] = sign[ended] * step.mover_result[step.terminal]
         alive[index[step.terminal]] = False
         sign[index] = -sign[index]
     return value

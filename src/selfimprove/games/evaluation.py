@@ -1,4 +1,4 @@
-"""Evaluation users can trust: exact ground truth, not self-reported progress.
+"""Evaluation users can trust: exact ground truth and fixed opponents, not self-reported progress.
 
 Tic-tac-toe: every reachable non-terminal position (4,520) against exact minimax; a mistake
 is a move that gives up part of the position's game-theoretic value. Both the raw policy
@@ -9,13 +9,16 @@ opponents from both sides.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from selfimprove.core.records import Metrics
-from selfimprove.games.bots import random_legal_actions
+from selfimprove.games.arena import bootstrap_elo, ladder_elo, play_pairs, random_openings
+from selfimprove.games.bots import MctsBot, random_legal_actions
 from selfimprove.games.mcts import Evaluator, SearchConfig, normalize, search
-from selfimprove.games.rules import TicTacToe
+from selfimprove.games.pons import SET_LABELS, PonsSet, load_pons, wilson_interval
+from selfimprove.games.rules import ConnectFour, Game, TicTacToe
 from selfimprove.games.solvers import solve_tictactoe
 
 
@@ -116,3 +119,57 @@ def _losses_vs_random(
             alive[index[step.terminal]] = False
             move += 1
     return losses
+
+
+def pons_metrics(
+    evaluator: Evaluator, table: Path, positions: int, simulations: int, rng: np.random.Generator
+) -> Metrics:
+    """Connect Four: mistake rate of the raw policy and of the search on each Pons set
+    (the first `positions` of each), with 95% Wilson bounds as `_low` / `_high`."""
+    game = ConnectFour()
+    metrics: Metrics = {}
+    for name, pons_set in sorted(load_pons(table).items()):
+        boards = pons_set.boards()[:positions]
+        scored = PonsSet(
+            name, pons_set.sequences[: len(boards)], pons_set.move_scores[: len(boards)]
+        )
+        priors, _ = evaluator(boards, rng)
+        policy = normalize(priors, game.legal_actions(boards)).argmax(axis=1)
+        searched = search(game, evaluator, boards, SearchConfig(simulations), rng).visits.argmax(
+            axis=1
+        )
+        label = SET_LABELS.get(name, name)
+        for kind, actions in (("policy", policy), ("search", searched)):
+            mistakes = int(scored.mistakes(actions).sum())
+            low, high = wilson_interval(mistakes, len(boards))
+            metrics[f"pons/{label}/{kind}_mistake_rate"] = mistakes / len(boards)
+            metrics[f"pons/{label}/{kind}_mistake_rate_low"] = low
+            metrics[f"pons/{label}/{kind}_mistake_rate_high"] = high
+    return metrics
+
+
+def ladder_metrics(
+    game: Game,
+    evaluator: Evaluator,
+    anchors: dict[int, float],
+    pairs: int,
+    simulations: int,
+    rng: np.random.Generator,
+) -> Metrics:
+    """Paired games against random-rollout MCTS bots (`simulations -> assumed Elo`) from shared
+    random openings; the agent's maximum-likelihood Elo with a bootstrap 95% interval."""
+    config = SearchConfig(simulations)
+
+    def agent(boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return search(game, evaluator, boards, config, rng).visits.argmax(axis=1)
+
+    openings = random_openings(game, pairs, 2, rng)
+    results = {
+        elo: play_pairs(game, agent, MctsBot(game, sims), openings, rng)
+        for sims, elo in anchors.items()
+    }
+    low, high = bootstrap_elo(results, rng)
+    metrics = {"ladder/elo": ladder_elo(results), "ladder/elo_low": low, "ladder/elo_high": high}
+    for sims, elo in anchors.items():
+        metrics[f"ladder/score_vs_mcts{sims}"] = results[elo].score
+    return metrics

@@ -65,7 +65,7 @@ def search(
     """Run `num_simulations` simulations from each (non-terminal) root board."""
     trees = _allocate(game, roots, config.num_simulations + 1)
     _expand_roots(game, evaluator, trees, config, rng)
-    max_depth = game.rows * game.cols
+    max_depth = game.max_plies
     for _ in range(config.num_simulations):
         path_nodes, path_actions, path_len, leaves = _select(trees, config.c_puct, max_depth)
         leaf_value = _expand(game, evaluator, trees, leaves, rng)
@@ -172,7 +172,7 @@ def _expand(
     trees.size[tree] += 1
     trees.boards[tree, new] = step.boards
     trees.children[tree, leaves.parent, leaves.action] = new
-    value = np.where(step.mover_won, -1.0, 0.0)  # for the player to move after the move
+    value = -step.mover_result.astype(float)  # for the player to move after the move
     trees.terminal[tree, new], trees.terminal_value[tree, new] = step.terminal, value
     open_ = ~step.terminal
     if open_.any():

@@ -19,7 +19,11 @@ import numpy as np
 class Step:
     boards: np.ndarray  # [B, R, C], canonical for the player to move next
     terminal: np.ndarray  # [B] bool
-    mover_won: np.ndarray  # [B] bool: the player who just moved completed a line
+    mover_result: np.ndarray  # [B] for the player who just moved: +1 won, -1 lost, 0 otherwise
+
+    @property
+    def mover_won(self) -> np.ndarray:
+        return self.mover_result > 0
 
 
 class Game(Protocol):
@@ -34,6 +38,11 @@ class Game(Protocol):
 
     @property
     def num_actions(self) -> int: ...
+
+    @property
+    def max_plies(self) -> int:
+        """An upper bound on a game's length in moves (passes included)."""
+        ...
 
     def initial(self, num: int) -> np.ndarray: ...
 
@@ -66,6 +75,7 @@ class TicTacToe:
     rows: int = 3
     cols: int = 3
     num_actions: int = 9
+    max_plies: int = 9
 
     def initial(self, num: int) -> np.ndarray:
         return np.zeros((num, 3, 3), dtype=np.int8)
@@ -79,7 +89,7 @@ class TicTacToe:
         placed = cells.reshape(-1, 3, 3)
         won = has_line(placed == 1, 3)
         full = (placed != 0).all(axis=(1, 2))
-        return Step(-placed, won | full, won)
+        return Step(-placed, won | full, won.astype(float))
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class ConnectFour:
     rows: int = 6
     cols: int = 7
     num_actions: int = 7
+    max_plies: int = 42
 
     def initial(self, num: int) -> np.ndarray:
         return np.zeros((num, 6, 7), dtype=np.int8)
@@ -104,7 +115,7 @@ class ConnectFour:
         placed[index, self.rows - 1 - height, actions] = 1
         won = has_line(placed == 1, 4)
         full = (placed[:, 0, :] != 0).all(axis=1)
-        return Step(-placed, won | full, won)
+        return Step(-placed, won | full, won.astype(float))
 
 
 def boards_from_moves(game: Game, sequences: list[list[int]]) -> np.ndarray:
@@ -125,3 +136,76 @@ def render(board: np.ndarray, to_move: str = "X") -> str:
     other = "O" if to_move == "X" else "X"
     symbols = {1: to_move, -1: other, 0: "."}
     return "\n".join(" ".join(symbols[int(v)] for v in row) for row in board)
+
+
+_DIRECTIONS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+@dataclass(frozen=True)
+class Othello:
+    """Othello on a 6x6 board; actions are cells `row * 6 + col`, and the last one is a pass,
+    legal only when no placement is. The game ends when neither player can place; the one
+    with more discs wins (the mover may lose on its own last move)."""
+
+    name: str = "othello6"
+    rows: int = 6
+    cols: int = 6
+    num_actions: int = 37
+    max_plies: int = 64  # 32 placements, and passes never come two in a row before the end
+
+    def initial(self, num: int) -> np.ndarray:
+        boards = np.zeros((num, 6, 6), dtype=np.int8)
+        boards[:, 2, 3] = boards[:, 3, 2] = 1  # the player to move (dark) at d3 and c4
+        boards[:, 2, 2] = boards[:, 3, 3] = -1
+        return boards
+
+    def legal_actions(self, boards: np.ndarray) -> np.ndarray:
+        placements = self._placements(boards)  # [B, 36]
+        return np.concatenate([placements, ~placements.any(axis=1, keepdims=True)], axis=1)
+
+    def play(self, boards: np.ndarray, actions: np.ndarray) -> Step:
+        num = boards.shape[0]
+        placed = boards.copy()
+        cells = np.flatnonzero(actions < 36)
+        rows, cols = actions[cells] // 6, actions[cells] % 6
+        flips = _flips(boards[cells], rows, cols)  # [b, 6, 6]
+        placed[cells] = np.where(flips, 1, boards[cells])
+        placed[cells, rows, cols] = 1
+        nobody_can_place = ~self._placements(-placed).any(axis=1) & ~self._placements(placed).any(
+            axis=1
+        )
+        margin = (placed == 1).sum(axis=(1, 2)) - (placed == -1).sum(axis=(1, 2))
+        result = np.where(nobody_can_place, np.sign(margin), 0).astype(float)
+        return Step(-placed, nobody_can_place | np.zeros(num, dtype=bool), result)
+
+    def _placements(self, boards: np.ndarray) -> np.ndarray:
+        """`[B, 36]`: empty cells where a +1 disc would flip at least one -1 disc."""
+        num = boards.shape[0]
+        repeated = np.repeat(boards, 36, axis=0)  # every (board, cell) pair at once
+        cells = np.tile(np.arange(36), num)
+        flips = _flips(repeated, cells // 6, cells % 6).any(axis=(1, 2))
+        return (flips & (repeated.reshape(-1, 36)[np.arange(num * 36), cells] == 0)).reshape(
+            num, 36
+        )
+
+
+def _flips(boards: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Discs flipped by a +1 disc at (row, col) of each board: runs of -1 closed by a +1."""
+    num, size_r, size_c = boards.shape
+    index = np.arange(num)
+    flips = np.zeros(boards.shape, dtype=bool)
+    for dr, dc in _DIRECTIONS:
+        run = np.zeros(boards.shape, dtype=bool)
+        open_run = np.ones(num, dtype=bool)  # still walking over opponent discs
+        closed = np.zeros(num, dtype=bool)
+        for step in range(1, max(size_r, size_c)):
+            r, c = rows + dr * step, cols + dc * step
+            inside = (r >= 0) & (r < size_r) & (c >= 0) & (c < size_c)
+            value = np.where(
+                inside, boards[index, np.clip(r, 0, size_r - 1), np.clip(c, 0, size_c - 1)], 0
+            )
+            closed |= open_run & (value == 1) & (step > 1)
+            open_run &= value == -1
+            run[index[open_run], r[open_run], c[open_run]] = True
+        flips |= run & closed[:, None, None]
+    return flips

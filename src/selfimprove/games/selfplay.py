@@ -58,7 +58,8 @@ def self_play(
         seen_parity.append(np.full(len(index), move % 2))
         step = game.play(boards[index], actions)
         boards[index] = step.boards
-        winner_parity[index[step.mover_won]] = move % 2
+        winner_parity[index[step.mover_result > 0]] = move % 2
+        winner_parity[index[step.mover_result < 0]] = 1 - move % 2  # the mover lost (Othello)
         alive[index[step.terminal]] = False
         move += 1
     games, parity = np.concatenate(seen_games), np.concatenate(seen_parity)

@@ -28,16 +28,19 @@ class TrainConfig(ConfigModel):
     )
 
 
-def dihedral_3x3(boards: np.ndarray, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All 8 rotations and reflections of square boards with one action per cell."""
+def dihedral(boards: np.ndarray, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All 8 rotations and reflections of square boards with one action per cell (and, for
+    Othello, a last pass action that no symmetry moves)."""
     side = boards.shape[1]
-    grid = policies.reshape(-1, side, side)
+    extra = policies[:, side * side :]  # [n, 0] or [n, 1]: the pass
+    grid = policies[:, : side * side].reshape(-1, side, side)
     out_boards, out_policies = [], []
     for flip in (False, True):
         b, p = (boards[:, :, ::-1], grid[:, :, ::-1]) if flip else (boards, grid)
         for turns in range(4):
             out_boards.append(np.rot90(b, turns, axes=(1, 2)))
-            out_policies.append(np.rot90(p, turns, axes=(1, 2)).reshape(len(boards), -1))
+            cells = np.rot90(p, turns, axes=(1, 2)).reshape(len(boards), -1)
+            out_policies.append(np.concatenate([cells, extra], axis=1))
     return np.concatenate(out_boards), np.concatenate(out_policies)
 
 
