@@ -23,7 +23,18 @@ Player = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 @dataclass(frozen=True)
 class MatchResult:
-    scores: np.ndarray  # [pairs] points of player A in each pair of games (0, 0.5, ..., 2)
+    a_first: np.ndarray  # [pairs] A's points (0, 0.5, 1) in the game where A moved first
+    a_second: np.ndarray  # [pairs] A's points in the game where A moved second
+
+    @property
+    def scores(self) -> np.ndarray:
+        """A's points per pair of games, 0 to 2."""
+        return self.a_first + self.a_second
+
+    @property
+    def losses(self) -> int:
+        """Games A lost."""
+        return int((self.a_first == 0).sum() + (self.a_second == 0).sum())
 
     @property
     def score(self) -> float:
@@ -48,8 +59,8 @@ def random_openings(game: Game, num: int, plies: int, rng: np.random.Generator) 
 def play_pairs(
     game: Game, player_a: Player, player_b: Player, openings: np.ndarray, rng: np.random.Generator
 ) -> MatchResult:
-    """Each opening twice: A moves first once and second once. Returns A's points per pair."""
-    points = np.zeros(len(openings))
+    """Each opening twice: A moves first once and second once."""
+    points = {True: np.zeros(len(openings)), False: np.zeros(len(openings))}
     for a_moves_first in (True, False):
         boards = openings.copy()
         alive = np.ones(len(boards), dtype=bool)
@@ -62,10 +73,10 @@ def play_pairs(
             boards[index] = step.boards
             ended = index[step.terminal]
             result = step.mover_result[step.terminal]  # for the mover: +1, 0, -1
-            points[ended] += 0.5 + 0.5 * (result if a_turn else -result)
+            points[a_moves_first][ended] = 0.5 + 0.5 * (result if a_turn else -result)
             alive[ended] = False
             move += 1
-    return MatchResult(points)
+    return MatchResult(points[True], points[False])
 
 
 def elo_difference(score: float) -> float:
@@ -99,10 +110,10 @@ def bootstrap_elo(
     """95% interval of the ladder rating, resampling each match's pairs."""
     draws = []
     for _ in range(samples):
-        resampled = {
-            rating: MatchResult(r.scores[rng.integers(0, len(r.scores), len(r.scores))])
-            for rating, r in results.items()
-        }
+        resampled = {}
+        for rating, r in results.items():
+            pick = rng.integers(0, len(r.scores), len(r.scores))
+            resampled[rating] = MatchResult(r.a_first[pick], r.a_second[pick])
         draws.append(ladder_elo(resampled))
     low, high = np.percentile(draws, [2.5, 97.5])
     return float(low), float(high)

@@ -100,25 +100,14 @@ def _losses_vs_random(
 ) -> int:
     """Games lost by the searching agent against a random player, half as X, half as O."""
     game = TicTacToe()
-    losses = 0
-    for agent_first in (True, False):
-        boards = game.initial(games // 2)
-        alive = np.ones(len(boards), dtype=bool)
-        move = 0
-        while alive.any():
-            index = np.flatnonzero(alive)
-            agent_turn = (move % 2 == 0) == agent_first
-            if agent_turn:
-                actions = search(game, evaluator, boards[index], config, rng).visits.argmax(axis=1)
-            else:
-                actions = random_legal_actions(game, boards[index], rng)
-            step = game.play(boards[index], actions)
-            boards[index] = step.boards
-            if not agent_turn:
-                losses += int(step.mover_won.sum())
-            alive[index[step.terminal]] = False
-            move += 1
-    return losses
+
+    def agent(boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return search(game, evaluator, boards, config, rng).visits.argmax(axis=1)
+
+    def random_player(boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return random_legal_actions(game, boards, rng)
+
+    return play_pairs(game, agent, random_player, game.initial(games // 2), rng).losses
 
 
 def pons_metrics(
