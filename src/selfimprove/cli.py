@@ -42,6 +42,7 @@ from selfimprove.experiments import (
     start_run,
 )
 from selfimprove.reports.html import write_run_report
+from selfimprove.reports.plots import plottable_keys
 from selfimprove.tour import run_tour
 
 _USER_ERRORS = (ConfigError, RunNotFoundError, RunBusyError, CorruptRunError, NondeterminismError)
@@ -179,24 +180,15 @@ def _show(args: argparse.Namespace) -> int:
     try:
         for arm, status in store.arms():
             series, decisions = store.metrics(arm), store.decisions(arm)
-            keys = sorted(
-                k
-                for m in series.values()
-                for k in m
-                if k.endswith("_median") or k.endswith("_mean")
-            )
-            keys = list(dict.fromkeys(keys))[:6]
+            keys = [k for k in plottable_keys({arm: series}) if not k.startswith("monitor/")][:6]
             table = Table("generation", "decision", *keys, title=f"{arm} ({status})")
             step = max(1, len(series) // max(1, args.rows))
             for generation in sorted(series):
                 if generation % step and generation != max(series):
                     continue
                 action = decisions.get(generation, ("", ""))[0]
-                table.add_row(
-                    str(generation),
-                    action,
-                    *(f"{series[generation].get(k, float('nan')):.4g}" for k in keys),
-                )
+                values = (f"{series[generation].get(k, float('nan')):.4g}" for k in keys)
+                table.add_row(str(generation), action, *values)
             out.print(table)
     finally:
         store.close()
