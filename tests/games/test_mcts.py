@@ -68,3 +68,39 @@ def test_mcts_agrees_with_minimax_where_a_move_is_forced() -> None:
     chosen = bot(boards, np.random.default_rng(3))
     right = [solution.optimal_actions(b)[a] for b, a in zip(boards, chosen, strict=True)]
     assert np.mean(right) > 0.97, f"{np.mean(right):.3f} of {len(boards)} forced positions"
+
+
+def test_subtree_reuse_carries_the_chosen_childs_visits_into_the_next_search() -> None:
+    from selfimprove.games.mcts import advance
+
+    roots = boards_from_moves(C4, [[], [3], [3, 3]])
+    config = SearchConfig(num_simulations=60)
+    first = search(C4, UniformEvaluator(7), roots, config, np.random.default_rng(0))
+    actions = first.visits.argmax(axis=1)
+    rows = np.arange(3)
+    child = first.forest.children[rows, 0, actions]
+    carried = first.forest.visits[rows, child].sum(axis=1)  # visits below the chosen child
+    assert (carried > 0).all()
+    keep = np.array([True, False, True])  # drop the second game, as if it had ended
+    forest = advance(C4, first.forest, actions, keep)
+    after = C4.play(roots, actions).boards[keep]
+    second = search(C4, UniformEvaluator(7), after, config, np.random.default_rng(1), reuse=forest)
+    assert second.visits.sum(axis=1).tolist() == (carried[keep] + 60).tolist()
+    assert (second.forest.boards[np.arange(2), second.forest.root] == after).all()
+
+
+def test_the_forest_grows_past_its_first_capacity() -> None:
+    from selfimprove.games.mcts import advance
+
+    boards = C4.initial(2)
+    config = SearchConfig(num_simulations=30)
+    forest = None
+    for _ in range(6):  # six moves, 30 new nodes each: far past the first 31 slots
+        result = search(
+            C4, UniformEvaluator(7), boards, config, np.random.default_rng(2), reuse=forest
+        )
+        actions = result.visits.argmax(axis=1)
+        step = C4.play(boards, actions)
+        forest = advance(C4, result.forest, actions, ~step.terminal)
+        boards = step.boards
+    assert forest.children.shape[1] > 31 and forest.size.max() <= forest.children.shape[1]

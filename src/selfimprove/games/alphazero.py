@@ -42,6 +42,7 @@ class SelfPlayConfig(ConfigModel):
     dirichlet_alpha: float = Field(0.5, gt=0, description="root noise concentration")
     dirichlet_fraction: float = Field(0.25, ge=0, le=1, description="root noise weight")
     temperature_moves: int = Field(4, ge=0, description="moves sampled from visits before argmax")
+    reuse_tree: bool = Field(True, description="carry the chosen move's subtree to the next search")
 
 
 class LadderAnchor(ConfigModel):
@@ -114,6 +115,7 @@ class SelfPlay:
             c.temperature_moves,
             generation,
             rng,
+            c.reuse_tree,
         )
 
 

@@ -9,7 +9,7 @@ negated. Terminal positions are detected in the tree and never evaluated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import numpy as np
@@ -35,14 +35,15 @@ class SearchConfig:
 
 @dataclass(frozen=True)
 class SearchResult:
-    visits: np.ndarray  # [B, A] root visit counts; each row sums to num_simulations
+    visits: np.ndarray  # [B, A] root visit counts (this search's, plus any reused subtree's)
     q: np.ndarray  # [B, A] mean value of each root action for the player to move (nan unvisited)
     value: np.ndarray  # [B] visit-weighted root value
+    forest: Forest  # the trees, for `advance` and a reusing search
 
 
 @dataclass
-class _Trees:
-    """The arrays of B trees with up to `capacity` nodes each (node 0 is the root)."""
+class Forest:
+    """The arrays of B trees; `root[b]` is tree b's current root (node 0 until `advance`)."""
 
     boards: np.ndarray  # [B, N, R, C]
     children: np.ndarray  # [B, N, A] node index, -1 if not expanded
@@ -53,6 +54,11 @@ class _Trees:
     terminal: np.ndarray  # [B, N]
     terminal_value: np.ndarray  # [B, N]
     size: np.ndarray  # [B] next free node
+    root: np.ndarray  # [B]
+
+    def take(self, rows: np.ndarray) -> Forest:
+        """The trees of `rows` only (as a copy)."""
+        return Forest(*(getattr(self, f.name)[rows] for f in fields(self)))
 
 
 def search(
@@ -61,27 +67,66 @@ def search(
     roots: np.ndarray,
     config: SearchConfig,
     rng: np.random.Generator,
+    reuse: Forest | None = None,
 ) -> SearchResult:
-    """Run `num_simulations` simulations from each (non-terminal) root board."""
-    trees = _allocate(game, roots, config.num_simulations + 1)
+    """Run `num_simulations` simulations from each (non-terminal) root board. With `reuse`
+    (a forest `advance`d to these roots), the subtrees under them keep their statistics."""
+    trees = reuse if reuse is not None else _allocate(game, roots, config.num_simulations + 1)
+    _grow(trees, config.num_simulations)
     _expand_roots(game, evaluator, trees, config, rng)
     max_depth = game.max_plies
     for _ in range(config.num_simulations):
         path_nodes, path_actions, path_len, leaves = _select(trees, config.c_puct, max_depth)
         leaf_value = _expand(game, evaluator, trees, leaves, rng)
         _backup(trees, path_nodes, path_actions, path_len, leaf_value)
-    visits, value_sum = trees.visits[:, 0], trees.value_sum[:, 0]
+    rows = np.arange(len(trees.root))
+    visits, value_sum = trees.visits[rows, trees.root], trees.value_sum[rows, trees.root]
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(visits > 0, value_sum / visits, np.nan)
     value = value_sum.sum(axis=1) / np.maximum(visits.sum(axis=1), 1)
-    return SearchResult(visits, q, value)
+    return SearchResult(visits, q, value, trees)
 
 
-def _allocate(game: Game, roots: np.ndarray, capacity: int) -> _Trees:
+def advance(game: Game, forest: Forest, actions: np.ndarray, keep: np.ndarray) -> Forest:
+    """Move each tree's root to the child `actions` chose (subtree reuse between moves), then
+    keep only the trees of games still going (`keep`, boolean)."""
+    rows = np.arange(len(forest.root))
+    child = forest.children[rows, forest.root, actions]
+    missing = np.flatnonzero(child < 0)
+    if missing.size:  # never expanded: add the node now; the next search evaluates it
+        _grow(forest, 1)
+        step = game.play(forest.boards[missing, forest.root[missing]], actions[missing])
+        new = forest.size[missing]
+        forest.size[missing] += 1
+        forest.boards[missing, new] = step.boards
+        forest.terminal[missing, new] = step.terminal
+        forest.terminal_value[missing, new] = -step.mover_result
+        forest.children[missing, forest.root[missing], actions[missing]] = new
+        child[missing] = new
+    forest.root = child.astype(np.int64)
+    return forest.take(np.flatnonzero(keep))
+
+
+def _grow(trees: Forest, extra: int) -> None:
+    """Make room for `extra` more nodes in every tree (doubling, so growth is amortized)."""
+    capacity = trees.children.shape[1]
+    needed = int(trees.size.max()) + extra
+    if needed <= capacity:
+        return
+    more = max(needed, 2 * capacity) - capacity
+    for f in fields(trees):
+        array = getattr(trees, f.name)
+        if array.ndim >= 2:
+            fill = -1 if f.name == "children" else 0
+            pad = np.full((array.shape[0], more, *array.shape[2:]), fill, dtype=array.dtype)
+            setattr(trees, f.name, np.concatenate([array, pad], axis=1))
+
+
+def _allocate(game: Game, roots: np.ndarray, capacity: int) -> Forest:
     num, actions = roots.shape[0], game.num_actions
     boards = np.zeros((num, capacity, *roots.shape[1:]), dtype=np.int8)
     boards[:, 0] = roots
-    return _Trees(
+    return Forest(
         boards=boards,
         children=np.full((num, capacity, actions), -1, dtype=np.int32),
         visits=np.zeros((num, capacity, actions)),
@@ -91,20 +136,29 @@ def _allocate(game: Game, roots: np.ndarray, capacity: int) -> _Trees:
         terminal=np.zeros((num, capacity), dtype=bool),
         terminal_value=np.zeros((num, capacity)),
         size=np.ones(num, dtype=np.int64),
+        root=np.zeros(num, dtype=np.int64),
     )
 
 
 def _expand_roots(
-    game: Game, evaluator: Evaluator, trees: _Trees, config: SearchConfig, rng: np.random.Generator
+    game: Game, evaluator: Evaluator, trees: Forest, config: SearchConfig, rng: np.random.Generator
 ) -> None:
-    roots = trees.boards[:, 0]
-    legal = game.legal_actions(roots)
-    priors, _ = evaluator(roots, rng)
-    priors = normalize(priors, legal)
+    """Evaluate roots never expanded (a reused root already was); add root noise to all."""
+    rows, root = np.arange(len(trees.root)), trees.root
+    fresh = np.flatnonzero(~trees.legal[rows, root].any(axis=1))
+    if fresh.size:
+        boards = trees.boards[fresh, root[fresh]]
+        legal = game.legal_actions(boards)
+        priors, _ = evaluator(boards, rng)
+        trees.prior[fresh, root[fresh]] = normalize(priors, legal)
+        trees.legal[fresh, root[fresh]] = legal
     if config.dirichlet_fraction > 0:
-        noise = normalize(rng.gamma(config.dirichlet_alpha, size=priors.shape), legal)
-        priors = (1 - config.dirichlet_fraction) * priors + config.dirichlet_fraction * noise
-    trees.prior[:, 0], trees.legal[:, 0] = priors, legal
+        legal = trees.legal[rows, root]
+        noise = normalize(rng.gamma(config.dirichlet_alpha, size=legal.shape), legal)
+        mixed = (1 - config.dirichlet_fraction) * trees.prior[
+            rows, root
+        ] + config.dirichlet_fraction * noise
+        trees.prior[rows, root] = mixed
 
 
 def normalize(priors: np.ndarray, legal: np.ndarray) -> np.ndarray:
@@ -125,13 +179,13 @@ class _Leaves:
 
 
 def _select(
-    trees: _Trees, c_puct: float, max_depth: int
+    trees: Forest, c_puct: float, max_depth: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Leaves]:
     num = trees.size.shape[0]
     path_nodes = np.zeros((num, max_depth + 1), dtype=np.int64)
     path_actions = np.zeros((num, max_depth + 1), dtype=np.int64)
     path_len = np.zeros(num, dtype=np.int64)
-    node = np.zeros(num, dtype=np.int64)
+    node = trees.root.copy()
     active = np.arange(num)
     expand: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     ended: list[tuple[np.ndarray, np.ndarray]] = []
@@ -159,7 +213,7 @@ def _select(
 
 
 def _expand(
-    game: Game, evaluator: Evaluator, trees: _Trees, leaves: _Leaves, rng: np.random.Generator
+    game: Game, evaluator: Evaluator, trees: Forest, leaves: _Leaves, rng: np.random.Generator
 ) -> np.ndarray:
     """Create the new nodes, evaluate the non-terminal ones in one call; leaf values `[B]`."""
     leaf_value = np.zeros(trees.size.shape[0])
@@ -186,7 +240,7 @@ def _expand(
 
 
 def _backup(
-    trees: _Trees,
+    trees: Forest,
     path_nodes: np.ndarray,
     path_actions: np.ndarray,
     path_len: np.ndarray,

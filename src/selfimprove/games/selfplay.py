@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selfimprove.games.mcts import Evaluator, SearchConfig, search
+from selfimprove.games.mcts import Evaluator, Forest, SearchConfig, advance, search
 from selfimprove.games.rules import Game
 
 
@@ -40,16 +40,21 @@ def self_play(
     temperature_moves: int,
     generation: int,
     rng: np.random.Generator,
+    reuse_tree: bool = True,
 ) -> Positions:
-    """Play `num_games` games; moves before `temperature_moves` are sampled from the visits."""
+    """Play `num_games` games; moves before `temperature_moves` are sampled from the visits.
+    With `reuse_tree`, the subtree under each move played carries its statistics into the
+    next move's search."""
     boards = game.initial(num_games)
     alive = np.ones(num_games, dtype=bool)
     winner_parity = np.full(num_games, -1)  # parity of the winning mover; -1 while none / draw
     seen_boards, seen_policies, seen_games, seen_parity = [], [], [], []
     move = 0
+    forest: Forest | None = None
     while alive.any():
         index = np.flatnonzero(alive)
-        visits = search(game, evaluator, boards[index], config, rng).visits
+        result = search(game, evaluator, boards[index], config, rng, reuse=forest)
+        visits = result.visits
         policy = visits / visits.sum(axis=1, keepdims=True)
         actions = sample_actions(policy, rng) if move < temperature_moves else visits.argmax(axis=1)
         seen_boards.append(boards[index])
@@ -58,6 +63,7 @@ def self_play(
         seen_parity.append(np.full(len(index), move % 2))
         step = game.play(boards[index], actions)
         boards[index] = step.boards
+        forest = advance(game, result.forest, actions, ~step.terminal) if reuse_tree else None
         winner_parity[index[step.mover_result > 0]] = move % 2
         winner_parity[index[step.mover_result < 0]] = 1 - move % 2  # the mover lost (Othello)
         alive[index[step.terminal]] = False
