@@ -42,6 +42,8 @@ def run_section(store: RunStore, claims: Sequence[Claim] = (), heading: str | No
     parts.append(_final_table(arms, statuses))
     parts.append('<div class="plots">')
     for key in plottable_keys(arms):
+        if _constant(arms, key):
+            continue  # the table shows it; a flat line says nothing
         png = base64.b64encode(plot_metric(arms, key)).decode()
         parts.append(f'<img alt="{html.escape(key)}" src="data:image/png;base64,{png}">')
     parts.append("</div>")
@@ -94,18 +96,21 @@ def _claims_table(claims: Sequence[Claim]) -> str:
 
 
 def _final_table(arms: dict[str, Series], statuses: dict[str, str]) -> str:
+    """Each arm's newest value of each headline metric (some are computed every N generations)."""
     keys = [k for k in plottable_keys(arms) if not k.startswith("monitor/")]
     header = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     rows = []
     for arm, series in arms.items():
         if not series:
             continue
-        last = max(series)
-        cells = "".join(f"<td>{_number(series[last].get(k))}</td>" for k in keys)
+        newest = {k: series[g][k] for g in sorted(series) for k in keys if k in series[g]}
+        cells = "".join(f"<td>{_number(newest.get(k))}</td>" for k in keys)
+        status = statuses.get(arm, "")
         rows.append(
-            f"<tr><td>{html.escape(arm)}</td><td>{statuses.get(arm, '')}</td><td>{last}</td>{cells}</tr>"
+            f"<tr><td>{html.escape(arm)}</td><td>{status}</td><td>{max(series)}</td>{cells}</tr>"
         )
-    return f"<table><tr><th>arm</th><th>status</th><th>generation</th>{header}</tr>{''.join(rows)}</table>"
+    table_head = f"<tr><th>arm</th><th>status</th><th>generation</th>{header}</tr>"
+    return f"<table>{table_head}{''.join(rows)}</table>"
 
 
 def _events_table(store: RunStore) -> str:
@@ -140,6 +145,12 @@ def _provenance_table(store: RunStore, arms: dict[str, Series]) -> str:
         "<details><summary>provenance of the last generation's kept data</summary><table>"
         f"<tr><th>arm</th><th>generation</th><th>real / synthetic share</th></tr>{''.join(rows)}</table></details>"
     )
+
+
+def _constant(arms: dict[str, Series], key: str) -> bool:
+    """A single arm's metric that never changed (a parameter count, say)."""
+    values = [m[key] for series in arms.values() for m in series.values() if key in m]
+    return len(arms) == 1 and len(values) > 1 and len(set(values)) == 1
 
 
 def _number(value: float | None) -> str:
