@@ -43,6 +43,11 @@ class SelfPlayConfig(ConfigModel):
     dirichlet_fraction: float = Field(0.25, ge=0, le=1, description="root noise weight")
     temperature_moves: int = Field(4, ge=0, description="moves sampled from visits before argmax")
     reuse_tree: bool = Field(True, description="carry the chosen move's subtree to the next search")
+    gumbel_considered: int = Field(
+        0,
+        ge=0,
+        description="> 0: Gumbel root search over this many candidates (for few simulations)",
+    )
 
 
 class LadderAnchor(ConfigModel):
@@ -116,6 +121,7 @@ class SelfPlay:
             generation,
             rng,
             c.reuse_tree,
+            c.gumbel_considered,
         )
 
 

@@ -179,8 +179,9 @@ class _Leaves:
 
 
 def _select(
-    trees: Forest, c_puct: float, max_depth: int
+    trees: Forest, c_puct: float, max_depth: int, forced: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Leaves]:
+    """Descend every tree by PUCT; `forced` (`[B]`) fixes the action taken at the root."""
     num = trees.size.shape[0]
     path_nodes = np.zeros((num, max_depth + 1), dtype=np.int64)
     path_actions = np.zeros((num, max_depth + 1), dtype=np.int64)
@@ -195,8 +196,8 @@ def _select(
         q = np.where(visits > 0, trees.value_sum[active, n] / np.maximum(visits, 1), 0.0)
         explore = c_puct * trees.prior[active, n] * np.sqrt(visits.sum(axis=1, keepdims=True) + 1)
         score = np.where(trees.legal[active, n], q + explore / (1 + visits), -np.inf)
-        action = score.argmax(axis=1)
         depth = path_len[active]
+        action = score.argmax(axis=1) if forced is None or depth[0] > 0 else forced[active]
         path_nodes[active, depth], path_actions[active, depth] = n, action
         path_len[active] += 1
         child = trees.children[active, n, action]

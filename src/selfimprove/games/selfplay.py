@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from selfimprove.games.gumbel import gumbel_search
 from selfimprove.games.mcts import Evaluator, Forest, SearchConfig, advance, search
 from selfimprove.games.rules import Game
 
@@ -41,10 +42,12 @@ def self_play(
     generation: int,
     rng: np.random.Generator,
     reuse_tree: bool = True,
+    gumbel_considered: int = 0,
 ) -> Positions:
     """Play `num_games` games; moves before `temperature_moves` are sampled from the visits.
     With `reuse_tree`, the subtree under each move played carries its statistics into the
-    next move's search."""
+    next move's search. With `gumbel_considered` > 0, Gumbel root search picks the moves and
+    its improved policy is the target (no temperature sampling: the Gumbel noise explores)."""
     boards = game.initial(num_games)
     alive = np.ones(num_games, dtype=bool)
     winner_parity = np.full(num_games, -1)  # parity of the winning mover; -1 while none / draw
@@ -53,17 +56,24 @@ def self_play(
     forest: Forest | None = None
     while alive.any():
         index = np.flatnonzero(alive)
-        result = search(game, evaluator, boards[index], config, rng, reuse=forest)
-        visits = result.visits
-        policy = visits / visits.sum(axis=1, keepdims=True)
-        actions = sample_actions(policy, rng) if move < temperature_moves else visits.argmax(axis=1)
+        if gumbel_considered:
+            planned = gumbel_search(game, evaluator, boards[index], config, gumbel_considered, rng)
+            policy, actions = planned.policy, planned.action
+        else:
+            result = search(game, evaluator, boards[index], config, rng, reuse=forest)
+            visits = result.visits
+            policy = visits / visits.sum(axis=1, keepdims=True)
+            actions = (
+                sample_actions(policy, rng) if move < temperature_moves else visits.argmax(axis=1)
+            )
         seen_boards.append(boards[index])
         seen_policies.append(policy)
         seen_games.append(index)
         seen_parity.append(np.full(len(index), move % 2))
         step = game.play(boards[index], actions)
         boards[index] = step.boards
-        forest = advance(game, result.forest, actions, ~step.terminal) if reuse_tree else None
+        if reuse_tree and not gumbel_considered:
+            forest = advance(game, result.forest, actions, ~step.terminal)
         winner_parity[index[step.mover_result > 0]] = move % 2
         winner_parity[index[step.mover_result < 0]] = 1 - move % 2  # the mover lost (Othello)
         alive[index[step.terminal]] = False
