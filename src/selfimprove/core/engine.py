@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from selfimprove.core.alarms import Trip, check_alarms
@@ -110,7 +110,6 @@ class Engine:
     loop: LoopConfig
     store: RunStore
     progress: Progress | None = None
-    _stop_after: int | None = field(default=None, repr=False)
 
     def run(self, arms: list[Arm], stop_after: int | None = None) -> str:
         """Run (or resume) every arm; returns the run's status: finished or stopped.
@@ -118,14 +117,13 @@ class Engine:
         `stop_after` stops the run once an arm has committed that generation, as a crash
         would, so tests can compare an interrupted-then-resumed run with a whole one.
         """
-        self._stop_after = stop_after
         self.store.register_arms([arm.name for arm in arms])
         statuses = dict(self.store.arms())
         for arm in arms:
             if statuses[arm.name] in ("finished", "halted"):
                 continue
             self.store.set_arm_status(arm.name, "running")
-            status = self._run_arm(arm)
+            status = self._run_arm(arm, stop_after)
             self.store.set_arm_status(arm.name, status)
             if status == "stopped":
                 self.store.set_status("stopped")
@@ -133,10 +131,10 @@ class Engine:
         self.store.set_status("finished")
         return "finished"
 
-    def _run_arm(self, arm: Arm) -> str:
+    def _run_arm(self, arm: Arm, stop_after: int | None) -> str:
         state = self._restore(arm)
         while not state.halted and state.generation < self.loop.generations:
-            if self._stop_after is not None and state.generation >= self._stop_after:
+            if stop_after is not None and state.generation >= stop_after:
                 return "stopped"
             state, record = self._step(arm, state)
             self.store.commit_generation(record)
@@ -165,7 +163,7 @@ class Engine:
             Event("alarm", f"{t.describe()} at generation 0: logged only", arm.name, 0)
             for t in trips
         )
-        decision = Decision("accept", "generation 0: trained on real data")
+        decision = Decision("accept", "generation 0: the initial model")
         state = LoopState(0, model, (kept,), metrics)
         seconds = time.perf_counter() - started
         return state, GenerationRecord(
