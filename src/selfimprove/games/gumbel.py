@@ -19,11 +19,11 @@ import numpy as np
 from selfimprove.games.mcts import (
     Evaluator,
     SearchConfig,
-    _allocate,
-    _backup,
-    _expand,
-    _select,
+    allocate,
+    backup,
+    expand,
     normalize,
+    select,
 )
 from selfimprove.games.rules import Game
 
@@ -45,7 +45,7 @@ def gumbel_search(
     c_visit: float = 50.0,
     c_scale: float = 1.0,
 ) -> GumbelResult:
-    trees = _allocate(game, roots, config.num_simulations + 1)
+    trees = allocate(game, roots, config.num_simulations + 1)
     rows = np.arange(len(roots))
     legal = game.legal_actions(roots)
     priors, root_value = evaluator(roots, rng)
@@ -61,11 +61,11 @@ def gumbel_search(
     budget, used = config.num_simulations, 0
 
     def simulate(forced: np.ndarray) -> None:
-        path_nodes, path_actions, path_len, leaves = _select(
+        path_nodes, path_actions, path_len, leaves = select(
             trees, config.c_puct, game.max_plies, forced
         )
-        _backup(
-            trees, path_nodes, path_actions, path_len, _expand(game, evaluator, trees, leaves, rng)
+        backup(
+            trees, path_nodes, path_actions, path_len, expand(game, evaluator, trees, leaves, rng)
         )
 
     def scores() -> np.ndarray:

@@ -16,6 +16,9 @@ import numpy as np
 
 from selfimprove.games.rules import Game
 
+# `allocate`, `expand_roots`, `select`, `expand`, `backup` and `grow` are the building blocks
+# of a search; `search` is PUCT, and `gumbel.gumbel_search` composes them differently.
+
 
 class Evaluator(Protocol):
     def __call__(
@@ -71,14 +74,14 @@ def search(
 ) -> SearchResult:
     """Run `num_simulations` simulations from each (non-terminal) root board. With `reuse`
     (a forest `advance`d to these roots), the subtrees under them keep their statistics."""
-    trees = reuse if reuse is not None else _allocate(game, roots, config.num_simulations + 1)
-    _grow(trees, config.num_simulations)
-    _expand_roots(game, evaluator, trees, config, rng)
+    trees = reuse if reuse is not None else allocate(game, roots, config.num_simulations + 1)
+    grow(trees, config.num_simulations)
+    expand_roots(game, evaluator, trees, config, rng)
     max_depth = game.max_plies
     for _ in range(config.num_simulations):
-        path_nodes, path_actions, path_len, leaves = _select(trees, config.c_puct, max_depth)
-        leaf_value = _expand(game, evaluator, trees, leaves, rng)
-        _backup(trees, path_nodes, path_actions, path_len, leaf_value)
+        path_nodes, path_actions, path_len, leaves = select(trees, config.c_puct, max_depth)
+        leaf_value = expand(game, evaluator, trees, leaves, rng)
+        backup(trees, path_nodes, path_actions, path_len, leaf_value)
     rows = np.arange(len(trees.root))
     visits, value_sum = trees.visits[rows, trees.root], trees.value_sum[rows, trees.root]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -94,7 +97,7 @@ def advance(game: Game, forest: Forest, actions: np.ndarray, keep: np.ndarray) -
     child = forest.children[rows, forest.root, actions]
     missing = np.flatnonzero(child < 0)
     if missing.size:  # never expanded: add the node now; the next search evaluates it
-        _grow(forest, 1)
+        grow(forest, 1)
         step = game.play(forest.boards[missing, forest.root[missing]], actions[missing])
         new = forest.size[missing]
         forest.size[missing] += 1
@@ -107,7 +110,7 @@ def advance(game: Game, forest: Forest, actions: np.ndarray, keep: np.ndarray) -
     return forest.take(np.flatnonzero(keep))
 
 
-def _grow(trees: Forest, extra: int) -> None:
+def grow(trees: Forest, extra: int) -> None:
     """Make room for `extra` more nodes in every tree (doubling, so growth is amortized)."""
     capacity = trees.children.shape[1]
     needed = int(trees.size.max()) + extra
@@ -122,7 +125,7 @@ def _grow(trees: Forest, extra: int) -> None:
             setattr(trees, f.name, np.concatenate([array, pad], axis=1))
 
 
-def _allocate(game: Game, roots: np.ndarray, capacity: int) -> Forest:
+def allocate(game: Game, roots: np.ndarray, capacity: int) -> Forest:
     num, actions = roots.shape[0], game.num_actions
     boards = np.zeros((num, capacity, *roots.shape[1:]), dtype=np.int8)
     boards[:, 0] = roots
@@ -140,7 +143,7 @@ def _allocate(game: Game, roots: np.ndarray, capacity: int) -> Forest:
     )
 
 
-def _expand_roots(
+def expand_roots(
     game: Game, evaluator: Evaluator, trees: Forest, config: SearchConfig, rng: np.random.Generator
 ) -> None:
     """Evaluate roots never expanded (a reused root already was); add root noise to all."""
@@ -178,7 +181,7 @@ class _Leaves:
     terminal_value: np.ndarray
 
 
-def _select(
+def select(
     trees: Forest, c_puct: float, max_depth: int, forced: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Leaves]:
     """Descend every tree by PUCT; `forced` (`[B]`) fixes the action taken at the root."""
@@ -213,7 +216,7 @@ def _select(
     return path_nodes, path_actions, path_len, _Leaves(tree, parent, action, end_tree, end_value)
 
 
-def _expand(
+def expand(
     game: Game, evaluator: Evaluator, trees: Forest, leaves: _Leaves, rng: np.random.Generator
 ) -> np.ndarray:
     """Create the new nodes, evaluate the non-terminal ones in one call; leaf values `[B]`."""
@@ -240,7 +243,7 @@ def _expand(
     return leaf_value
 
 
-def _backup(
+def backup(
     trees: Forest,
     path_nodes: np.ndarray,
     path_actions: np.ndarray,
