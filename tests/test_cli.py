@@ -36,6 +36,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
             ["run", str(CONFIGS / "collapse/gaussian.yaml"), "--set", "nonsense"],
             "expected KEY=VALUE",
         ),
+        (
+            [
+                "run",
+                str(CONFIGS / "games/connect4.yaml"),
+                "--set",
+                "evaluation.pons_table=/nope.tsv",
+            ],
+            "evaluation.pons_table: Path does not point to a file",
+        ),
+        (
+            ["run", str(CONFIGS / "games/tictactoe.yaml"), "--set", "game=chess"],
+            "game: Input should be",
+        ),
+        (["play", "connect4", "--run", "no-such-run"], "no run 'no-such-run'"),
         (["show", "no-such-run"], "no run 'no-such-run'"),
         (["resume", "no-such-run"], "no run 'no-such-run'"),
         (["report", "no-such-run"], "no run 'no-such-run'"),

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, FilePath
 
 from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
@@ -58,7 +57,7 @@ class LadderAnchor(ConfigModel):
 class EvaluationConfig(ConfigModel):
     num_simulations: int = Field(50, ge=1, description="simulations when scoring the search")
     random_games: int = Field(100, ge=0, description="tic-tac-toe: games against a random player")
-    pons_table: Path | None = Field(None, description="Connect Four: pons_move_scores.tsv")
+    pons_table: FilePath | None = Field(None, description="Connect Four: pons_move_scores.tsv")
     pons_positions: int = Field(200, ge=1, description="Connect Four: positions scored per set")
     ladder_every: int = Field(
         0, ge=0, description="Connect Four: Elo ladder every N generations (0: never)"
