@@ -144,6 +144,10 @@ def test_connect4_pipeline_scores_pons_sets_and_climbs_the_ladder(tmp_path: Path
         )
     assert last["ladder/elo_low"] <= last["ladder/elo"] <= last["ladder/elo_high"]
     assert 0.0 <= last["ladder/score_vs_mcts40"] <= 1.0
+    pons_claims = [
+        c for c in claims_for(config, RunStore.open(run.run_dir)) if "MCTS-10000" in c.text
+    ]
+    assert len(pons_claims) == 4  # one per set, each against the published MCTS-10000 rate
 
 
 def test_othello_pipeline_runs_a_generation_and_climbs_the_ladder(tmp_path: Path) -> None:
