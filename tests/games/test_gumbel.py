@@ -43,14 +43,7 @@ def test_finds_an_immediate_win_with_few_simulations() -> None:
 
 def test_agrees_with_minimax_where_a_move_is_forced() -> None:
     game, solution = TicTacToe(), solve_tictactoe()
-    forced = [
-        np.frombuffer(key, dtype=np.int8).reshape(3, 3)
-        for key, values in solution.action_values.items()
-        if (values == np.nanmax(values)).sum() == 1
-        and np.nanmax(values) >= 0
-        and np.nanmin(values) < np.nanmax(values)
-    ]
-    boards = np.stack(forced)
+    boards = solution.forced_positions()
     result = gumbel_search(
         game,
         RolloutEvaluator(game),

@@ -57,13 +57,8 @@ def test_rollout_values_of_decided_positions() -> None:
 def test_mcts_agrees_with_minimax_where_a_move_is_forced() -> None:
     """Every reachable tic-tac-toe position with exactly one optimal move that wins or saves."""
     ttt, solution = TicTacToe(), solve_tictactoe()
-    forced = []
-    for key, values in solution.action_values.items():
-        best = values == np.nanmax(values)
-        if best.sum() == 1 and np.nanmax(values) >= 0 and np.nanmin(values) < np.nanmax(values):
-            forced.append(np.frombuffer(key, dtype=np.int8).reshape(3, 3))
-    boards = np.stack(forced)
-    assert len(boards) > 100
+    boards = solution.forced_positions()
+    assert len(boards) == 2184
     bot = MctsBot(ttt, num_simulations=400)
     chosen = bot(boards, np.random.default_rng(3))
     right = [solution.optimal_actions(b)[a] for b, a in zip(boards, chosen, strict=True)]

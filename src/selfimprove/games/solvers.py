@@ -19,6 +19,18 @@ class Solution:
     values: dict[bytes, int]  # every reachable position, terminal ones included
     action_values: dict[bytes, np.ndarray]  # non-terminal positions: [9], nan where illegal
 
+    def forced_positions(self) -> np.ndarray:
+        """`[n, 3, 3]`: non-lost positions where exactly one move keeps the value and some
+        move gives it up (a win to take or a loss to block): known answers for a search."""
+        boards = [
+            np.frombuffer(key, dtype=np.int8).reshape(3, 3)
+            for key, values in self.action_values.items()
+            if (values == np.nanmax(values)).sum() == 1
+            and np.nanmax(values) >= 0
+            and np.nanmin(values) < np.nanmax(values)
+        ]
+        return np.stack(boards)
+
     def optimal_actions(self, board: np.ndarray) -> np.ndarray:
         """Boolean `[9]`: the moves that keep the best achievable result."""
         values = self.action_values[board.tobytes()]
