@@ -1,0 +1,27 @@
+from pathlib import Path
+
+from selfimprove.tour import run_tour
+from tests.conftest import CONFIGS
+
+
+def test_tour_runs_each_study_and_writes_one_page_of_claims(tmp_path: Path) -> None:
+    tour = tmp_path / "tour.yaml"
+    tour.write_text(
+        f"""
+title: a tiny tour
+studies:
+  - title: "E4 small"
+    config: {CONFIGS / "collapse/regression.yaml"}
+    quick: [num_seeds=200, generations=10]
+  - title: "E6 small"
+    config: {CONFIGS / "collapse/zipf.yaml"}
+    quick: [num_seeds=8, generations=6]
+"""
+    )
+    page, results = run_tour(tour, tmp_path / "runs", quick=True)
+    assert [title for title, _ in results] == ["E4 small", "E6 small"]
+    assert all(claims for _, claims in results)
+    text = page.read_text()
+    held = sum(c.holds for _, cs in results for c in cs)
+    assert f"{held} of {sum(len(cs) for _, cs in results)} claims hold" in text
+    assert text.count("<h2>") == 2 and "quick settings" in text
