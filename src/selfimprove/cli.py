@@ -103,7 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     play = commands.add_parser("play", help="play a trained agent in the terminal")
-    play.add_argument("game", choices=["connect4", "tictactoe"])
+    play.add_argument(
+        "game",
+        choices=["connect4", "tictactoe", "othello6"],
+        help="moves: columns 1-7 (connect4); cells 1-9 (tictactoe); cells 1-36 row by row, 37 passes (othello6)",
+    )
     play.add_argument("--run", required=True, help="a games.alphazero run of that game")
     play.add_argument("--first", choices=["human", "agent"], default="human")
     play.add_argument("--simulations", type=int, default=200, help="agent's search per move")
