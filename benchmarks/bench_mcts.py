@@ -2,9 +2,10 @@
 recursive MCTS (the alpha-zero-general design: a Python tree, one network call per leaf)
 measured in the same run with the same network.
 
-Reports, for a tiny MLP and for a residual conv net, at 64 and 256 games in flight: batched
-sims/s, the baseline's sims/s, their ratio, and the share of the batched time spent inside
-the network (the rest is tree code). Run serially: `make bench`.
+Reports, for a tiny MLP and for a residual conv net (in both memory layouts, each against a
+baseline using the same layout), at 64, 256 and 1024 games in flight: batched sims/s, the
+baseline's sims/s, their ratio, and the share of the batched time spent inside the network
+(the rest is tree code). Run serially: `make bench`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ from selfimprove.games.network import NetEvaluator, NetSpec, initial_model
 from selfimprove.games.rules import ConnectFour
 
 GAME = ConnectFour()
-NETS = {
-    "tiny MLP (64 hidden)": NetSpec(kind="mlp", hidden=64),
-    "conv net (4 blocks x 64 channels)": NetSpec(kind="resnet", channels=64, blocks=4),
+NETS = {  # label -> (spec, channels_last); the conv net in both memory layouts
+    "tiny MLP (64 hidden)": (NetSpec(kind="mlp", hidden=64), False),
+    "conv net (4 blocks x 64 channels), contiguous": (
+        NetSpec(kind="resnet", channels=64, blocks=4),
+        False,
+    ),
+    "conv net (4 blocks x 64 channels), channels_last": (
+        NetSpec(kind="resnet", channels=64, blocks=4),
+        True,
+    ),
 }
 
 
@@ -97,9 +105,9 @@ def main() -> None:
     )
     rng = np.random.default_rng(0)
     sims = 64
-    for label, spec in NETS.items():
+    for label, (spec, channels_last) in NETS.items():
         model = initial_model(spec, 6, 7, 7, rng)
-        evaluator = NetEvaluator.of(model)
+        evaluator = NetEvaluator.of(model) if channels_last else NetEvaluator(model.module())
         baseline_sims, start = 0, time.perf_counter()
         for board in positions(4, rng):
             root = Node(board)
