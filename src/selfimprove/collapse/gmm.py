@@ -48,6 +48,12 @@ class Mixture:
     means: np.ndarray  # [S, K, 2]
     covs: np.ndarray  # [S, K, 2, 2]
 
+    def repeated(self, num_seeds: int) -> Mixture:
+        """This one-seed mixture as `num_seeds` identical seeds."""
+        return Mixture(
+            *(np.repeat(a, num_seeds, axis=0) for a in (self.weights, self.means, self.covs))
+        )
+
 
 @dataclass(frozen=True)
 class Gmm2D:
@@ -55,8 +61,7 @@ class Gmm2D:
     em_iterations: int
 
     def draw_real(self, num_seeds: int, num: int, rng: np.random.Generator) -> np.ndarray:
-        model = Mixture(*(np.repeat(a, num_seeds, axis=0) for a in _fields(self.truth)))
-        return self.sample(model, num, 1.0, rng)
+        return self.sample(self.truth.repeated(num_seeds), num, 1.0, rng)
 
     def sample(
         self, model: Mixture, num: int, temperature: float, rng: np.random.Generator
@@ -79,17 +84,10 @@ class Gmm2D:
             if len(batches) > 1
             else batches[0].data
         )
-        model = incumbent if incumbent is not None else self._start(data.shape[0])
+        model = incumbent if incumbent is not None else self.truth.repeated(data.shape[0])
         for _ in range(self.em_iterations if incumbent is not None else 5 * self.em_iterations):
             model = _em_step(data, model)
         return model
-
-    def _start(self, num_seeds: int) -> Mixture:
-        return Mixture(*(np.repeat(a, num_seeds, axis=0) for a in _fields(self.truth)))
-
-
-def _fields(m: Mixture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return m.weights, m.means, m.covs
 
 
 def _em_step(x: np.ndarray, model: Mixture) -> Mixture:
@@ -147,9 +145,7 @@ class EvaluateGmm:
         std = np.sqrt(np.where(alive, variances, np.nan))
         metrics = spread_summary("collapse/component_std", np.nanmean(std, axis=1))
         metrics |= spread_summary("collapse/min_weight", model.weights.min(axis=1))
-        truth = Mixture(
-            *(np.repeat(a, model.weights.shape[0], axis=0) for a in _fields(self.family.truth))
-        )
+        truth = self.family.truth.repeated(model.weights.shape[0])
         metrics |= spread_summary("collapse/l2_distance", l2_distance_squared(model, truth))
         if generation % self.monitor_every == 0:
             seeds = min(self.monitor_seeds, model.weights.shape[0])

@@ -72,14 +72,11 @@ class DataPolicy(ConfigModel):
         return budget - self.num_real(budget)
 
 
-def subsample(batch: Batch, num: int, rng: np.random.Generator, replace: bool = False) -> Batch:
-    """`num` samples per seed, drawn independently for every seed."""
+def subsample(batch: Batch, num: int, rng: np.random.Generator) -> Batch:
+    """`num` samples per seed without replacement, drawn independently for every seed."""
     num_seeds, num_samples = batch.data.shape[:2]
-    if replace:
-        index = rng.integers(0, num_samples, size=(num_seeds, num))
-    else:
-        keys = rng.random((num_seeds, num_samples))
-        index = np.argpartition(keys, num - 1, axis=1)[:, :num] if num else keys[:, :0].astype(int)
+    keys = rng.random((num_seeds, num_samples))
+    index = np.argpartition(keys, num - 1, axis=1)[:, :num] if num else keys[:, :0].astype(int)
     picked = np.take_along_axis(batch.data, _expand(index, batch.data.ndim), axis=1)
     return Batch(picked, batch.provenance)
 
