@@ -26,6 +26,7 @@ from rich.table import Table
 from selfimprove import __version__
 from selfimprove.core.config import ConfigError
 from selfimprove.core.engine import NondeterminismError
+from selfimprove.core.records import Claim
 from selfimprove.core.store import (
     CorruptRunError,
     RunBusyError,
@@ -140,14 +141,18 @@ def _progress() -> Iterator[Callable[[str, str, int, int], None]]:
         yield update
 
 
-def _finish(result: RunResult, runs_dir: Path) -> int:
-    store = RunStore.open(result.run_dir, runs_dir)
+def _write_report(run: str | Path, runs_dir: Path) -> tuple[Path, list[Claim]]:
+    """Check the run's claims against its metrics and write its HTML report."""
+    store = RunStore.open(run, runs_dir)
     try:
-        config = parse_config(store.info().config, result.run_id)
-        claims = claims_for(config, store)
-        path = write_run_report(store, claims)
+        claims = claims_for(parse_config(store.info().config, store.run_dir.name), store)
+        return write_run_report(store, claims), claims
     finally:
         store.close()
+
+
+def _finish(result: RunResult, runs_dir: Path) -> int:
+    path, claims = _write_report(result.run_dir, runs_dir)
     for claim in claims:
         mark = "[green]holds[/]" if claim.holds else "[red]does not hold[/]"
         console.print(f"  {mark}  {claim.text}: {claim.measured}")
@@ -200,12 +205,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    store = RunStore.open(args.run, args.runs_dir)
-    try:
-        config = parse_config(store.info().config, store.run_dir.name)
-        path = write_run_report(store, claims_for(config, store))
-    finally:
-        store.close()
+    path, _ = _write_report(args.run, args.runs_dir)
     out.print(str(path))
     return 0
 
