@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from selfimprove.games.arena import random_openings
 from selfimprove.games.mcts import SearchConfig, normalize, search
 from selfimprove.games.network import NetEvaluator, NetSpec, initial_model
 from selfimprove.games.rules import ConnectFour
@@ -92,11 +93,7 @@ def recursive_simulation(node: Node, evaluator: NetEvaluator, rng: np.random.Gen
 
 def positions(num: int, rng: np.random.Generator) -> np.ndarray:
     """Mid-game roots: 8 random legal moves that end no game."""
-    boards = GAME.initial(num)
-    for _ in range(8):
-        legal = GAME.legal_actions(boards)
-        boards = GAME.play(boards, (rng.random(legal.shape) * legal).argmax(axis=1)).boards
-    return boards
+    return random_openings(GAME, num, 8, rng)
 
 
 def main() -> None:

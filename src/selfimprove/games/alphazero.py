@@ -25,7 +25,7 @@ from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.records import Metrics, Provenance, ProvenanceCount, Verdict
 from selfimprove.core.stages import no_verification
 from selfimprove.games.evaluation import TicTacToeReferee, ladder_metrics, pons_metrics
-from selfimprove.games.mcts import SearchConfig
+from selfimprove.games.mcts import SearchConfig, search
 from selfimprove.games.network import NetEvaluator, NetModel, NetSpec, initial_model
 from selfimprove.games.rules import ConnectFour, Game, Othello, TicTacToe
 from selfimprove.games.selfplay import Positions, self_play
@@ -109,12 +109,14 @@ class SelfPlay:
 
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Positions:
         c = self.config
-        search = SearchConfig(c.num_simulations, c.c_puct, c.dirichlet_alpha, c.dirichlet_fraction)
+        search_config = SearchConfig(
+            c.num_simulations, c.c_puct, c.dirichlet_alpha, c.dirichlet_fraction
+        )
         evaluator = NetEvaluator.of(model)
         return self_play(
             self.game,
             evaluator,
-            search,
+            search_config,
             c.games_per_generation,
             c.temperature_moves,
             generation,
@@ -156,8 +158,8 @@ class EvaluateTicTacToe:
 
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Metrics:
         del generation
-        search = SearchConfig(num_simulations=self.config.num_simulations)
-        metrics = self.referee(NetEvaluator.of(model), search, self.config.random_games, rng)
+        search_config = SearchConfig(num_simulations=self.config.num_simulations)
+        metrics = self.referee(NetEvaluator.of(model), search_config, self.config.random_games, rng)
         return metrics | {"net/parameters": float(model.num_parameters())}
 
 
@@ -218,8 +220,6 @@ def agent_move(
     model: NetModel, game: Game, board: np.ndarray, simulations: int, rng: np.random.Generator
 ) -> tuple[int, float]:
     """The trained agent's move on one canonical board, and its value estimate (mover's view)."""
-    from selfimprove.games.mcts import search  # the method file keeps its imports minimal
-
     result = search(
         game,
         NetEvaluator.of(model),
