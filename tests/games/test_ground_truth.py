@@ -39,11 +39,11 @@ def test_pons_table_scores_rows_by_hand() -> None:
     # Row 1: 2252576253462244111563365343671351441, scores . . . . . -1 -2: both legal moves
     # lose, so no move is a mistake (the row still counts in the denominator).
     assert end.sequences[0] == "2252576253462244111563365343671351441"
-    one = type(end)(end.name, end.sequences[:1], end.move_scores[:1])
+    one = end.subset(slice(0, 1))
     assert one.mistakes(np.array([5])).tolist() == [False]
     assert one.mistakes(np.array([6])).tolist() == [False]
     # Row 2: scores -3 1 . . -4 1 . : columns 2 and 6 win; 1 and 5 are mistakes.
-    two = type(end)(end.name, end.sequences[1:2], end.move_scores[1:2])
+    two = end.subset(slice(1, 2))
     assert [two.mistakes(np.array([a]))[0] for a in (0, 1, 4, 5)] == [True, False, True, False]
     with pytest.raises(ValueError, match="full column"):
         two.mistakes(np.array([2]))
@@ -53,7 +53,7 @@ def test_pons_table_scores_rows_by_hand() -> None:
 def test_pons_boards_and_best_moves_agree_with_the_rules() -> None:
     sets = load_pons(PONS)
     for pons_set in sets.values():
-        boards = pons_set.boards()
+        boards = pons_set.boards
         legal = ConnectFour().legal_actions(boards)
         assert (legal == ~np.isnan(pons_set.move_scores)).all()  # the table's "." are full columns
         best = np.nanargmax(pons_set.move_scores, axis=1)
@@ -78,7 +78,6 @@ def test_rollout_mcts_1000_matches_the_published_pons_mistake_rates() -> None:
     published = {"End-Easy": 0.3, "Middle-Easy": 0.6, "Middle-Medium": 7.7, "Beginning-Easy": 3.7}
     bot = MctsBot(ConnectFour(), num_simulations=1000)
     for name, pons_set in load_pons(PONS).items():
-        boards = pons_set.boards()[:300]
-        subset = type(pons_set)(name, pons_set.sequences[:300], pons_set.move_scores[:300])
-        rate = 100 * subset.mistakes(bot(boards, np.random.default_rng(0))).mean()
+        subset = pons_set.subset(slice(0, 300))
+        rate = 100 * subset.mistakes(bot(subset.boards, np.random.default_rng(0))).mean()
         assert rate <= published[SET_LABELS[name]] + 3.0, f"{name}: {rate:.1f}%"

@@ -27,6 +27,7 @@ from selfimprove.core.stages import no_verification
 from selfimprove.games.evaluation import TicTacToeReferee, ladder_metrics, pons_metrics
 from selfimprove.games.mcts import SearchConfig, search
 from selfimprove.games.network import NetEvaluator, NetModel, NetSpec, initial_model
+from selfimprove.games.pons import PonsSet, load_pons
 from selfimprove.games.rules import ConnectFour, Game, Othello, TicTacToe
 from selfimprove.games.selfplay import Positions, self_play
 from selfimprove.games.training import Symmetries, TrainConfig, dihedral, mirror_columns, train_net
@@ -169,14 +170,13 @@ class EvaluateAgainstAnchors:
 
     game: Game
     config: EvaluationConfig
+    pons: tuple[PonsSet, ...]  # loaded once when the arm is built; empty: no Pons scoring
 
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Metrics:
         c, evaluator = self.config, NetEvaluator.of(model)
         metrics: Metrics = {"net/parameters": float(model.num_parameters())}
-        if c.pons_table is not None and isinstance(self.game, ConnectFour):
-            metrics |= pons_metrics(
-                evaluator, c.pons_table, c.pons_positions, c.num_simulations, rng
-            )
+        if self.pons:
+            metrics |= pons_metrics(evaluator, self.pons, c.num_simulations, rng)
         if c.ladder_every and generation % c.ladder_every == 0 and c.ladder_anchors:
             anchors = {a.simulations: a.elo for a in c.ladder_anchors}
             metrics |= ladder_metrics(
@@ -196,12 +196,21 @@ def describe(kept: Window) -> tuple[ProvenanceCount, ...]:
     )
 
 
+def _pons_sets(config: AlphaZeroConfig) -> tuple[PonsSet, ...]:
+    """Connect Four's Pons sets, cut to `pons_positions` each; none for other games."""
+    table = config.evaluation.pons_table
+    if table is None or config.game != "connect4":
+        return ()
+    rows = slice(0, config.evaluation.pons_positions)
+    return tuple(pons_set.subset(rows) for _, pons_set in sorted(load_pons(table).items()))
+
+
 def build_arms(config: AlphaZeroConfig) -> list[Arm]:
     game, symmetries = make_game(config.game)
     evaluate = (
         EvaluateTicTacToe(TicTacToeReferee(), config.evaluation)
         if config.game == "tictactoe"
-        else EvaluateAgainstAnchors(game, config.evaluation)
+        else EvaluateAgainstAnchors(game, config.evaluation, _pons_sets(config))
     )
     pipeline: Pipeline[NetModel, Positions, Positions, Window] = Pipeline(
         initialize=RandomWeights(game, config.net),

@@ -8,8 +8,8 @@ opponents from both sides.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from selfimprove.core.records import Metrics
 from selfimprove.games.arena import bootstrap_elo, ladder_elo, play_pairs, random_openings
 from selfimprove.games.bots import MctsBot, random_legal_actions
 from selfimprove.games.mcts import Evaluator, SearchConfig, normalize, search
-from selfimprove.games.pons import SET_LABELS, PonsSet, load_pons, wilson_interval
+from selfimprove.games.pons import SET_LABELS, PonsSet, wilson_interval
 from selfimprove.games.rules import ConnectFour, Game, TicTacToe
 from selfimprove.games.solvers import solve_tictactoe
 
@@ -111,25 +111,20 @@ def _losses_vs_random(
 
 
 def pons_metrics(
-    evaluator: Evaluator, table: Path, positions: int, simulations: int, rng: np.random.Generator
+    evaluator: Evaluator, sets: Sequence[PonsSet], simulations: int, rng: np.random.Generator
 ) -> Metrics:
-    """Connect Four: mistake rate of the raw policy and of the search on each Pons set
-    (the first `positions` of each), with 95% Wilson bounds as `_low` / `_high`."""
+    """Connect Four: mistake rate of the raw policy and of the search on each Pons set, with
+    95% Wilson bounds as `_low` / `_high`."""
     game = ConnectFour()
     metrics: Metrics = {}
-    for name, pons_set in sorted(load_pons(table).items()):
-        boards = pons_set.boards()[:positions]
-        scored = PonsSet(
-            name, pons_set.sequences[: len(boards)], pons_set.move_scores[: len(boards)]
-        )
+    for pons_set in sets:
+        boards = pons_set.boards
         priors, _ = evaluator(boards, rng)
         policy = normalize(priors, game.legal_actions(boards)).argmax(axis=1)
-        searched = search(game, evaluator, boards, SearchConfig(simulations), rng).visits.argmax(
-            axis=1
-        )
-        label = SET_LABELS.get(name, name)
-        for kind, actions in (("policy", policy), ("search", searched)):
-            mistakes = int(scored.mistakes(actions).sum())
+        result = search(game, evaluator, boards, SearchConfig(simulations), rng)
+        label = SET_LABELS.get(pons_set.name, pons_set.name)
+        for kind, actions in (("policy", policy), ("search", result.visits.argmax(axis=1))):
+            mistakes = int(pons_set.mistakes(actions).sum())
             low, high = wilson_interval(mistakes, len(boards))
             metrics[f"pons/{label}/{kind}_mistake_rate"] = mistakes / len(boards)
             metrics[f"pons/{label}/{kind}_mistake_rate_low"] = low

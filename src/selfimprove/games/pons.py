@@ -31,11 +31,11 @@ class PonsSet:
     name: str
     sequences: tuple[str, ...]  # 1-indexed columns, as in Pons' files
     move_scores: np.ndarray  # [N, 7], nan where the column is full
+    boards: np.ndarray  # [N, 6, 7] canonical boards (player to move = +1), built once at load
 
-    def boards(self) -> np.ndarray:
-        """Canonical boards `[N, 6, 7]` (player to move = +1)."""
-        moves = [[int(c) - 1 for c in sequence] for sequence in self.sequences]
-        return boards_from_moves(ConnectFour(), moves)
+    def subset(self, rows: slice) -> PonsSet:
+        """The positions of `rows` only, e.g. `slice(0, 200)` for the first 200."""
+        return PonsSet(self.name, self.sequences[rows], self.move_scores[rows], self.boards[rows])
 
     def mistakes(self, actions: np.ndarray) -> np.ndarray:
         """Boolean `[N]`: the chosen column's outcome sign is worse than the best one's."""
@@ -59,9 +59,12 @@ def load_pons(path: Path) -> dict[str, PonsSet]:
             scores.append(
                 [math.nan if row[f"col{k}"] == "." else float(row[f"col{k}"]) for k in range(1, 8)]
             )
-    return {
-        name: PonsSet(name, tuple(seqs), np.array(scores)) for name, (seqs, scores) in rows.items()
-    }
+    sets = {}
+    for name, (sequences, scores) in rows.items():
+        moves = [[int(c) - 1 for c in sequence] for sequence in sequences]
+        boards = boards_from_moves(ConnectFour(), moves)
+        sets[name] = PonsSet(name, tuple(sequences), np.array(scores), boards)
+    return sets
 
 
 def wilson_interval(mistakes: int, total: int, z: float = 1.96) -> tuple[float, float]:
