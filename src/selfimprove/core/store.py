@@ -250,18 +250,9 @@ class RunStore:
     def compute_minutes(self, arm: str) -> dict[int, float]:
         """generation -> compute time spent up to and including it, in minutes (resumes and
         idle gaps excluded; it is wall time, so it is not part of the replayed metrics)."""
-        try:
-            rows = self._db.execute(
-                "SELECT generation, seconds FROM generations WHERE arm = ? ORDER BY generation",
-                (arm,),
-            ).fetchall()
-        except sqlite3.OperationalError:  # a run stored before durations were: use finish times
-            stamps = self._db.execute(
-                "SELECT generation, finished FROM generations WHERE arm = ? ORDER BY generation",
-                (arm,),
-            ).fetchall()
-            start = datetime.fromisoformat(self.info().created)
-            return {g: (datetime.fromisoformat(f) - start).total_seconds() / 60 for g, f in stamps}
+        rows = self._db.execute(
+            "SELECT generation, seconds FROM generations WHERE arm = ? ORDER BY generation", (arm,)
+        )
         total, minutes = 0.0, {}
         for generation, seconds in rows:
             total += seconds or 0.0
