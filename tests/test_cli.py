@@ -132,3 +132,48 @@ def test_play_rejects_illegal_input_and_finishes_a_game(
     assert result.stdout.rstrip().endswith(("X wins", "O wins", "draw"))
     wrong = run_cli("--runs-dir", str(tmp_path), "play", "connect4", "--run", run_id)
     assert wrong.returncode == 2 and "not connect4" in wrong.stderr
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny = [
+        "--set",
+        "generations=0",
+        "--set",
+        "evaluation.num_simulations=4",
+        "--set",
+        "evaluation.random_games=2",
+    ]
+    assert (
+        main(["--runs-dir", str(tmp_path), "run", str(CONFIGS / "games/tictactoe.yaml"), *tiny])
+        == 0
+    )
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "selfimprove",
+            "--runs-dir",
+            str(tmp_path),
+            "play",
+            "tictactoe",
+            "--run",
+            run_id,
+            "--simulations",
+            "4",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    child.stdout.readline()
+    child.stdout.close()  # like `selfimprove play ... | head -1`: the next write has no reader
+    child.stdin.write(b"5\nq\n")
+    child.stdin.close()
+    stderr = child.stderr.read().decode()
+    child.stderr.close()
+    assert "Traceback" not in stderr, stderr
+    assert child.wait() == 1  # stopped early, quietly (rich's convention for a broken pipe)
