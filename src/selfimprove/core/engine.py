@@ -68,6 +68,11 @@ def count_provenance(kept: object) -> tuple[ProvenanceCount, ...]:
     return tuple(ProvenanceCount(p, n) for p, n in counts.items())
 
 
+def no_summary(kept: object) -> Metrics:
+    del kept
+    return {}
+
+
 @dataclass(frozen=True)
 class Pipeline(Generic[M, S, V, K]):
     """The six stages of one loop, wired by a domain's method file."""
@@ -82,6 +87,8 @@ class Pipeline(Generic[M, S, V, K]):
     history_window: int | None = None
     """History holds generation 0's kept data and this many most recent kept (None: all)."""
     describe: Callable[[K], tuple[ProvenanceCount, ...]] = count_provenance
+    summarize: Callable[[K], Metrics] = no_summary
+    """Metrics of the kept data itself (kept fraction, ...), stored beside `evaluate`'s."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,9 @@ class Engine:
         seed, pipeline = self.loop.seed, arm.pipeline
         started = time.perf_counter()
         model, kept = pipeline.initialize(stage_rng(seed, 0, "initialize"))
-        metrics = pipeline.evaluate(model, 0, stage_rng(seed, 0, "evaluate"))
+        metrics = pipeline.summarize(kept) | pipeline.evaluate(
+            model, 0, stage_rng(seed, 0, "evaluate")
+        )
         missing = sorted({a.metric for a in self.loop.alarms} - set(metrics))
         if missing:
             known = ", ".join(sorted(metrics))
@@ -179,7 +188,9 @@ class Engine:
         scored = pipeline.verify(samples, stage_rng(seed, g, "verify"))
         kept = pipeline.curate(scored, state.history, g, stage_rng(seed, g, "curate"))
         candidate = pipeline.train(state.incumbent, kept, stage_rng(seed, g, "train"))
-        metrics = pipeline.evaluate(candidate, g, stage_rng(seed, g, "evaluate"))
+        metrics = pipeline.summarize(kept) | pipeline.evaluate(
+            candidate, g, stage_rng(seed, g, "evaluate")
+        )
         trips = check_alarms(self.loop.alarms, metrics)
         decision = self._decide(trips, pipeline.gate, metrics, state)
         events = [Event("alarm", trip.describe(), arm.name, g) for trip in trips]

@@ -12,8 +12,16 @@ from typing import Literal
 
 import numpy as np
 
-StageName = Literal["initialize", "generate", "verify", "curate", "train", "evaluate"]
-_STAGES: tuple[StageName, ...] = ("initialize", "generate", "verify", "curate", "train", "evaluate")
+StageName = Literal["initialize", "generate", "verify", "curate", "train", "evaluate", "setup"]
+_STAGES: tuple[StageName, ...] = (
+    "initialize",
+    "generate",
+    "verify",
+    "curate",
+    "train",
+    "evaluate",
+    "setup",  # fixed inputs drawn once when the arms are built (`generation` numbers them)
+)
 
 
 def stage_rng(seed: int, generation: int, stage: StageName) -> np.random.Generator:

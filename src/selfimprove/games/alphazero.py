@@ -60,6 +60,9 @@ class EvaluationConfig(ConfigModel):
     random_games: int = Field(100, ge=0, description="tic-tac-toe: games against a random player")
     pons_table: FilePath | None = Field(None, description="Connect Four: pons_move_scores.tsv")
     pons_positions: int = Field(200, ge=1, description="Connect Four: positions scored per set")
+    pons_every: int = Field(
+        1, ge=1, description="Connect Four: score the Pons sets every N generations"
+    )
     ladder_every: int = Field(
         0, ge=0, description="Connect Four: Elo ladder every N generations (0: never)"
     )
@@ -175,7 +178,7 @@ class EvaluateAgainstAnchors:
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Metrics:
         c, evaluator = self.config, NetEvaluator.of(model)
         metrics: Metrics = {"net/parameters": float(model.num_parameters())}
-        if self.pons:
+        if self.pons and generation % c.pons_every == 0:
             metrics |= pons_metrics(evaluator, self.pons, c.num_simulations, rng)
         if c.ladder_every and generation % c.ladder_every == 0 and c.ladder_anchors:
             anchors = {a.simulations: a.elo for a in c.ladder_anchors}

@@ -33,6 +33,7 @@ class GumbelResult:
     action: np.ndarray  # [B] the move to play
     policy: np.ndarray  # [B, A] improved policy (the training target)
     visits: np.ndarray  # [B, A] root visits; rows sum to num_simulations
+    value: np.ndarray  # [B] visit-weighted root value for the player to move
 
 
 def gumbel_search(
@@ -109,4 +110,5 @@ def gumbel_search(
     sigma = (c_visit + visits.max(axis=1, keepdims=True)) * c_scale * (completed + 1) / 2
     improved = np.where(legal, logits + sigma, -np.inf)
     improved = np.exp(improved - improved.max(axis=1, keepdims=True))
-    return GumbelResult(action, improved / improved.sum(axis=1, keepdims=True), visits)
+    value = value_sum.sum(axis=1) / np.maximum(visits.sum(axis=1), 1)
+    return GumbelResult(action, improved / improved.sum(axis=1, keepdims=True), visits, value)

@@ -22,6 +22,7 @@ class Positions:
     boards: np.ndarray  # [n, R, C] canonical
     policies: np.ndarray  # [n, A] visit distributions
     values: np.ndarray  # [n] final outcome for the player to move: +1 win, 0 draw, -1 loss
+    search_values: np.ndarray  # [n] the search's root value there (same view), for value_mix
     generation: int
     num_games: int
 
@@ -52,22 +53,24 @@ def self_play(
     alive = np.ones(num_games, dtype=bool)
     winner_parity = np.full(num_games, -1)  # parity of the winning mover; -1 while none / draw
     seen_boards, seen_policies, seen_games, seen_parity = [], [], [], []
+    seen_values: list[np.ndarray] = []
     move = 0
     forest: Forest | None = None
     while alive.any():
         index = np.flatnonzero(alive)
         if gumbel_considered:
             planned = gumbel_search(game, evaluator, boards[index], config, gumbel_considered, rng)
-            policy, actions = planned.policy, planned.action
+            policy, actions, root_value = planned.policy, planned.action, planned.value
         else:
             result = search(game, evaluator, boards[index], config, rng, reuse=forest)
-            visits = result.visits
+            visits, root_value = result.visits, result.value
             policy = visits / visits.sum(axis=1, keepdims=True)
             actions = (
                 sample_actions(policy, rng) if move < temperature_moves else visits.argmax(axis=1)
             )
         seen_boards.append(boards[index])
         seen_policies.append(policy)
+        seen_values.append(root_value)
         seen_games.append(index)
         seen_parity.append(np.full(len(index), move % 2))
         step = game.play(boards[index], actions)
@@ -82,5 +85,10 @@ def self_play(
     winner = winner_parity[games]
     values = np.where(winner < 0, 0.0, np.where(winner == parity, 1.0, -1.0))
     return Positions(
-        np.concatenate(seen_boards), np.concatenate(seen_policies), values, generation, num_games
+        np.concatenate(seen_boards),
+        np.concatenate(seen_policies),
+        values,
+        np.concatenate(seen_values),
+        generation,
+        num_games,
     )

@@ -26,6 +26,13 @@ class TrainConfig(ConfigModel):
     replay_window: int = Field(
         4, ge=1, description="train on the positions of this many recent generations"
     )
+    value_mix: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="value target = (1 - value_mix) * game outcome + value_mix * search's root "
+        "value (0: the outcome alone, as in AlphaZero)",
+    )
 
 
 def dihedral(boards: np.ndarray, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +67,9 @@ def train_net(
 ) -> NetModel:
     boards = np.concatenate([p.boards for p in window])
     policies = np.concatenate([p.policies for p in window])
-    values = np.concatenate([p.values for p in window])
+    outcomes = np.concatenate([p.values for p in window])
+    searched = np.concatenate([p.search_values for p in window])
+    values = (1 - config.value_mix) * outcomes + config.value_mix * searched
     boards, policies = symmetries(boards, policies)
     values = np.tile(values, len(boards) // len(values))
     net = model.module().train()
