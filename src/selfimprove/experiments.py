@@ -14,6 +14,7 @@ from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore
 from selfimprove.games import alphazero
 from selfimprove.games import claims as games_claims
+from selfimprove.reasoning import star
 
 ExperimentConfig = (
     gaussian.GaussianConfig
@@ -22,6 +23,7 @@ ExperimentConfig = (
     | fresh_data.FreshDataConfig
     | zipf.ZipfConfig
     | alphazero.AlphaZeroConfig
+    | star.StarConfig
 )
 
 KINDS: dict[str, type[ExperimentConfig]] = {
@@ -31,6 +33,7 @@ KINDS: dict[str, type[ExperimentConfig]] = {
     "collapse.fresh_data": fresh_data.FreshDataConfig,
     "collapse.zipf": zipf.ZipfConfig,
     "games.alphazero": alphazero.AlphaZeroConfig,
+    "reasoning.star": star.StarConfig,
 }
 
 
@@ -62,6 +65,8 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
             return zipf.build_arms(config)
         case alphazero.AlphaZeroConfig():
             return alphazero.build_arms(config)
+        case star.StarConfig():
+            return star.build_arms(config)
 
 
 @dataclass(frozen=True)
@@ -156,3 +161,5 @@ def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
             return claims.zipf_claims(config, table)
         case alphazero.AlphaZeroConfig():
             return games_claims.alphazero_claims(config, table)
+        case star.StarConfig():
+            return []
