@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,hf]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,6 +33,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_collapse.py
 	$(PY) benchmarks/bench_mcts.py
+	$(PY) benchmarks/bench_tiny_gpt.py
 
 check: lint typecheck test
 

@@ -38,6 +38,7 @@ from selfimprove.core.store import (
 from selfimprove.experiments import (
     RunResult,
     claims_for,
+    export_kept,
     load_config,
     parse_config,
     resume_run,
@@ -117,6 +118,14 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--first", choices=["human", "agent"], default="human")
     play.add_argument("--simulations", type=int, default=200, help="agent's search per move")
     play.set_defaults(handler=_play)
+
+    export = commands.add_parser(
+        "export", help="write a reasoning run's kept data as JSONL (TRL prompt/completion)"
+    )
+    export.add_argument("run")
+    export.add_argument("--arm", help="which arm (default: the first)")
+    export.add_argument("--out", type=Path, default=Path("kept.jsonl"), help="default: kept.jsonl")
+    export.set_defaults(handler=_export)
 
     tour = commands.add_parser("tour", help="run the chapter's claims and write one page")
     tour.add_argument("--quick", action="store_true", help="smaller settings (about a minute)")
@@ -211,6 +220,13 @@ def _show(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     path, _ = _write_report(args.run, args.runs_dir)
     out.print(str(path))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    arm, generation, count = export_kept(args.run, args.runs_dir, args.arm, args.out)
+    console.print(f"{count} records kept by {arm} at generation {generation}")
+    out.print(str(args.out))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore
 from selfimprove.games import alphazero
 from selfimprove.games import claims as games_claims
-from selfimprove.reasoning import star
+from selfimprove.reasoning import claims as reasoning_claims
+from selfimprove.reasoning import star, synthesis
 
 ExperimentConfig = (
     gaussian.GaussianConfig
@@ -24,6 +26,7 @@ ExperimentConfig = (
     | zipf.ZipfConfig
     | alphazero.AlphaZeroConfig
     | star.StarConfig
+    | synthesis.SynthesisConfig
 )
 
 KINDS: dict[str, type[ExperimentConfig]] = {
@@ -34,6 +37,7 @@ KINDS: dict[str, type[ExperimentConfig]] = {
     "collapse.zipf": zipf.ZipfConfig,
     "games.alphazero": alphazero.AlphaZeroConfig,
     "reasoning.star": star.StarConfig,
+    "reasoning.synthesis": synthesis.SynthesisConfig,
 }
 
 
@@ -67,6 +71,8 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
             return alphazero.build_arms(config)
         case star.StarConfig():
             return star.build_arms(config)
+        case synthesis.SynthesisConfig():
+            return synthesis.build_arms(config)
 
 
 @dataclass(frozen=True)
@@ -162,4 +168,43 @@ def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
         case alphazero.AlphaZeroConfig():
             return games_claims.alphazero_claims(config, table)
         case star.StarConfig():
-            return []
+            return reasoning_claims.star_claims(config, table)
+        case synthesis.SynthesisConfig():
+            return reasoning_claims.synthesis_claims(table)
+
+
+def export_kept(
+    run: str | Path, runs_dir: Path, arm: str | None, out: Path
+) -> tuple[str, int, int]:
+    """Write the newest saved generation's kept data of a reasoning run as JSONL in TRL's
+    prompt/completion format. Returns (arm, generation, records)."""
+    store = RunStore.open(run, runs_dir)
+    try:
+        info = store.info()
+        config = parse_config(info.config, f"run {info.id}")
+        arms = [name for name, _ in store.arms()]
+        chosen = arm or arms[0]
+        if chosen not in arms:
+            raise ConfigError(f"run {info.id} has no arm {chosen!r}; its arms: {', '.join(arms)}")
+        snapshot = store.load_snapshot(chosen, store.last_generation(chosen))
+    finally:
+        store.close()
+    if snapshot is None:
+        raise ConfigError(f"run {info.id} has no saved generation yet")
+    generation, state = snapshot
+    kept = state.history[-1]
+    match config:
+        case star.StarConfig():
+            records = star.export_records(kept)
+        case synthesis.SynthesisConfig():
+            records = synthesis.export_records(kept)
+        case _:
+            raise ConfigError(
+                f"run {info.id} is a {info.kind} run: only reasoning runs export kept text"
+            )
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+    tmp.replace(out)
+    return chosen, generation, len(records)

@@ -17,7 +17,7 @@ from selfimprove.models.tiny_gpt import (
     LmModel,
     LmTrainConfig,
     SamplingConfig,
-    _batch,
+    completion_batch,
     initial_lm,
     sample,
     sample_without_cache,
@@ -79,7 +79,9 @@ def test_checkpoint_round_trips_exactly(model: LmModel, tmp_path: Path) -> None:
 
 
 def test_loss_covers_the_completion_only() -> None:
-    inputs, targets = _batch([Example((5, 6, 7), (8, 9, EOS)), Example((4,), (3,))], context=48)
+    inputs, targets = completion_batch(
+        [Example((5, 6, 7), (8, 9, EOS)), Example((4,), (3,))], context=48
+    )
     assert inputs.tolist() == [[5, 6, 7, 8, 9], [4, 0, 0, 0, 0]]
     assert targets.tolist() == [[-100, -100, 8, 9, EOS], [3, -100, -100, -100, -100]]
 
@@ -99,7 +101,9 @@ def test_training_learns_and_never_changes_the_incumbent(model: LmModel) -> None
     def accuracy(m: LmModel) -> float:
         prompts = [list(e.prompt) for e in examples]
         out = sample(m, prompts, SamplingConfig(6), np.random.default_rng(0))
-        return float(np.mean([tokenizer.decode(o) == w[::-1] for o, w in zip(out, words)]))
+        return float(
+            np.mean([tokenizer.decode(o) == w[::-1] for o, w in zip(out, words, strict=True)])
+        )
 
     trained, tokens = train_lm(start, examples, 300, LmTrainConfig(learning_rate=3e-3), rng)
     assert accuracy(start) < 0.05

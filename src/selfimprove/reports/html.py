@@ -11,7 +11,7 @@ from pathlib import Path
 
 from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore
-from selfimprove.reports.plots import Series, plot_metric, plottable_keys
+from selfimprove.reports.plots import Series, families, plot_family, plot_metric, plottable_keys
 
 _AGAINST_TIME = ("pons/", "ladder/", "eval/in_play")
 _STYLE = """
@@ -40,6 +40,11 @@ def run_section(store: RunStore, claims: Sequence[Claim] = (), heading: str | No
     if claims:
         parts.append(_claims_table(claims))
     parts.append(_final_table(arms, statuses))
+    for name, members in families(plottable_keys(arms)).items():
+        png = base64.b64encode(plot_family(arms, name, members)).decode()
+        parts.append(
+            f'<img alt="{html.escape(name)}" src="data:image/png;base64,{png}" style="max-width:100%">'
+        )
     parts.append('<div class="plots">')
     for key in plottable_keys(arms):
         if _constant(arms, key):
@@ -136,7 +141,7 @@ def _provenance_table(store: RunStore, arms: dict[str, Series]) -> str:
             continue
         last = max(series)
         counts: dict[str, int] = {}
-        for source, _origin, _model, count in store.provenance(arm, last):
+        for source, _origin, _model, _verifier, count in store.provenance(arm, last):
             counts[source] = counts.get(source, 0) + count
         total = sum(counts.values()) or 1
         mix = ", ".join(f"{s} {100 * n / total:.1f}%" for s, n in sorted(counts.items()))

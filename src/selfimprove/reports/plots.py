@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import math
+import re
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -148,3 +150,45 @@ def _analytic(
 
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
+
+
+_MEMBER = re.compile(r"^(?P<head>.+)_(?P<n>\d+)_(?P<tail>[a-z]+)$")
+
+
+def families(keys: Sequence[str]) -> dict[str, list[tuple[int, str]]]:
+    """Keys that differ only by a number (`eval/accuracy_3_digits`): family name -> sorted
+    (number, key). Only families of three or more."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for key in keys:
+        match = _MEMBER.match(key)
+        if match:
+            name = f"{match['head']}_N_{match['tail']}"
+            found.setdefault(name, []).append((int(match["n"]), key))
+    return {name: sorted(members) for name, members in found.items() if len(members) >= 3}
+
+
+def plot_family(arms: dict[str, Series], name: str, members: list[tuple[int, str]]) -> bytes:
+    """One panel per arm, one line per member (the paper's 'accuracy per digit length per
+    iteration' figure)."""
+    figure, axes = plt.subplots(
+        1, len(arms), figsize=(4.2 * len(arms), 3.6), dpi=100, sharey=True, squeeze=False
+    )
+    cmap = plt.get_cmap("viridis")
+    for ax, (arm, series) in zip(axes[0], arms.items(), strict=True):
+        for index, (n, key) in enumerate(members):
+            gens = [g for g in sorted(series) if _finite(series[g].get(key))]
+            color = cmap(index / max(len(members) - 1, 1))
+            ax.plot(
+                gens, [series[g][key] for g in gens], color=color, marker="o", ms=3, label=str(n)
+            )
+        ax.set_title(arm, fontsize=10)
+        ax.set_xlabel("generation")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(name.replace("_N_", " per "))
+    axes[0][-1].legend(fontsize=7, title=name.rsplit("_", 1)[-1], loc="best")
+    figure.suptitle(name.replace("_N_", " by ").replace("_", " "), fontsize=11)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
