@@ -25,3 +25,24 @@ def test_report_embeds_one_png_per_metric_and_names_every_arm(tmp_path: Path) ->
         assert arm in page
     assert "holds" in page  # the claims table
     assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_numbered_metrics_form_a_family_drawn_per_arm() -> None:
+    from selfimprove.reports.plots import families, plot_family
+
+    keys = [f"eval/accuracy_{d}_digits" for d in (10, 2, 1)] + ["eval/accuracy_trained_lengths"]
+    keys += ["eval/pass_rate_2_steps", "eval/pass_rate_3_steps"]  # two members: no family
+    found = families(keys)
+    assert found == {
+        "eval/accuracy_N_digits": [
+            (1, "eval/accuracy_1_digits"),
+            (2, "eval/accuracy_2_digits"),
+            (10, "eval/accuracy_10_digits"),
+        ]
+    }
+    arms = {
+        arm: {g: {k: g / 3 for _, k in found["eval/accuracy_N_digits"]} for g in range(3)}
+        for arm in ("star", "direct")
+    }
+    png = plot_family(arms, "eval/accuracy_N_digits", found["eval/accuracy_N_digits"])
+    assert png.startswith(b"\x89PNG")

@@ -3,14 +3,48 @@ text prompts with a tokenizer."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 from pydantic import Field
 
 from selfimprove.core.config import ConfigModel
-from selfimprove.models.tiny_gpt import EOS, Example, GptSpec, LanguageModel, Tokenizer
+from selfimprove.models.tiny_gpt import (
+    EOS,
+    Example,
+    GptSpec,
+    LanguageModel,
+    LmTrainConfig,
+    Tokenizer,
+)
 from selfimprove.models.tiny_gpt import SamplingConfig as SamplingConfig
+
+
+class SelfTrainConfig(LmTrainConfig):
+    """Training in a self-training loop: a seed phase, then a token budget per generation
+    that grows with the kept set."""
+
+    seed_steps: int = Field(400, ge=1, description="steps on the seed set for generation 0")
+    epochs: float = Field(
+        4.0, gt=0, description="token budget per generation = epochs x tokens of the train set"
+    )
+    min_steps: int = Field(
+        100,
+        ge=1,
+        description="fewest steps per generation (restarting: never fewer than seed_steps)",
+    )
+    max_steps: int = Field(3000, ge=1)
+    restart: bool = Field(
+        True, description="fine-tune the base model each generation (STaR); false: continue"
+    )
+
+    def steps_for(self, examples: Sequence[Example]) -> int:
+        """`epochs` passes over `examples`' tokens, in steps, within the bounds."""
+        per_step = self.batch_size * sum(e.tokens for e in examples) / len(examples)
+        wanted = math.ceil(self.epochs * sum(e.tokens for e in examples) / per_step)
+        fewest = max(self.min_steps, self.seed_steps) if self.restart else self.min_steps
+        return int(min(max(wanted, fewest), max(self.max_steps, fewest)))
 
 
 class ModelShape(ConfigModel):

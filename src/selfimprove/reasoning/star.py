@@ -36,11 +36,16 @@ from selfimprove.models.tiny_gpt import (
     CharTokenizer,
     Example,
     LmModel,
-    LmTrainConfig,
     initial_lm,
     train_lm,
 )
-from selfimprove.reasoning.generation import ModelShape, SamplingConfig, complete, text_example
+from selfimprove.reasoning.generation import (
+    ModelShape,
+    SamplingConfig,
+    SelfTrainConfig,
+    complete,
+    text_example,
+)
 from selfimprove.reasoning.tasks import (
     ALPHABET,
     Operation,
@@ -54,16 +59,8 @@ ArmKind = Literal["star", "star_no_rationalization", "direct"]
 TOKENIZER = CharTokenizer(ALPHABET)
 
 
-class StarTrainConfig(LmTrainConfig):
+class StarTrainConfig(SelfTrainConfig):
     seed_steps: int = Field(300, ge=1, description="steps on the seed set for generation 0")
-    epochs: float = Field(
-        4.0, gt=0, description="token budget per generation = epochs x tokens of the train set"
-    )
-    min_steps: int = Field(100, ge=1)
-    max_steps: int = Field(3000, ge=1)
-    restart: bool = Field(
-        True, description="fine-tune the base model each generation (STaR); false: continue"
-    )
 
 
 class StarConfig(LoopConfig):
@@ -82,6 +79,12 @@ class StarConfig(LoopConfig):
     model: ModelShape = ModelShape()
     train: StarTrainConfig = StarTrainConfig()
     sample_batch: int = Field(512, ge=1, description="prompts sampled at once")
+    target_accuracy: float = Field(
+        0.9, gt=0, le=1, description="the claim's bar for held-out accuracy on trained lengths"
+    )
+    target_minutes: float = Field(
+        30, gt=0, description="the claim's time limit to reach it (one core; wall time)"
+    )
 
 
 # --- data ------------------------------------------------------------------------------
@@ -169,11 +172,6 @@ class Data:
 # --- stages ----------------------------------------------------------------------------
 
 
-def _steps(examples: Sequence[Example], train: StarTrainConfig, budget: float) -> int:
-    per_step = train.batch_size * sum(e.tokens for e in examples) / len(examples)
-    return int(min(max(math.ceil(budget / per_step), train.min_steps), train.max_steps))
-
-
 def _matching_steps(steps: int, mean_tokens: float, examples: Sequence[Example]) -> int:
     """Steps on `examples` that cover `steps` batches of `mean_tokens`-token examples, with
     5% to spare for the luck of random minibatches."""
@@ -249,11 +247,7 @@ class FineTune:
         examples = list(self.seed) + [
             _example(a.problem.prompt(), a.completion) for a in kept.attempts
         ]
-        if self.direct_steps is None:
-            budget = self.train.epochs * sum(e.tokens for e in examples)
-            steps = _steps(examples, self.train, budget)
-        else:
-            steps = self.direct_steps
+        steps = self.train.steps_for(examples) if self.direct_steps is None else self.direct_steps
         start = self.base if self.train.restart else incumbent.lm
         lm, tokens = train_lm(start, examples, steps, self.train, rng)
         return Trained(lm, tokens, incumbent.total_tokens + tokens)
@@ -351,9 +345,7 @@ def build_arms(config: StarConfig) -> list[Arm]:
             star_seed = seed_examples(data.seed, False)
             rationales = [_example(p.prompt(), p.rationale()) for p in data.pool]
             everything = [*star_seed, *rationales]
-            star_steps = _steps(
-                everything, config.train, config.train.epochs * sum(e.tokens for e in everything)
-            )
+            star_steps = config.train.steps_for(everything)
             longest = max(_mean_tokens(star_seed), _mean_tokens(rationales))
             seed_steps = _matching_steps(seed_steps, _mean_tokens(star_seed), seed)
             every = [*seed, *(_example(p.prompt(), p.direct()) for p in data.pool)]

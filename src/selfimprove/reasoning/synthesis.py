@@ -16,7 +16,6 @@ gate        continue
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,12 +31,17 @@ from selfimprove.core.seeding import stage_rng
 from selfimprove.models.tiny_gpt import (
     Example,
     LmModel,
-    LmTrainConfig,
     PieceTokenizer,
     initial_lm,
     train_lm,
 )
-from selfimprove.reasoning.generation import ModelShape, SamplingConfig, complete, text_example
+from selfimprove.reasoning.generation import (
+    ModelShape,
+    SamplingConfig,
+    SelfTrainConfig,
+    complete,
+    text_example,
+)
 from selfimprove.reasoning.programs import Spec, all_specs, extract_program, test_inputs
 from selfimprove.reasoning.sandbox import Isolation, Limits, RunVerdict, Sandbox
 
@@ -47,12 +51,8 @@ TOKENIZER = PieceTokenizer.covering(
 )
 
 
-class SynthesisTrainConfig(LmTrainConfig):
-    seed_steps: int = Field(400, ge=1)
-    epochs: float = Field(6.0, gt=0)
-    min_steps: int = Field(100, ge=1)
-    max_steps: int = Field(1500, ge=1)
-    restart: bool = Field(True, description="fine-tune the base model each generation")
+class SynthesisTrainConfig(SelfTrainConfig):
+    epochs: float = Field(6.0, gt=0, description="token budget = epochs x tokens of the train set")
 
 
 class SynthesisConfig(LoopConfig):
@@ -211,11 +211,7 @@ class FineTune:
         examples = list(self.seed) + [
             text_example(TOKENIZER, p, s) for p, s in kept.programs.items()
         ]
-        budget = self.train.epochs * sum(e.tokens for e in examples)
-        per_step = self.train.batch_size * sum(e.tokens for e in examples) / len(examples)
-        steps = int(
-            min(max(math.ceil(budget / per_step), self.train.min_steps), self.train.max_steps)
-        )
+        steps = self.train.steps_for(examples)
         start = self.base if self.train.restart else incumbent.lm
         lm, tokens = train_lm(start, examples, steps, self.train, rng)
         return Trained(lm, tokens, incumbent.total_tokens + tokens)
