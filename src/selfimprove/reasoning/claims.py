@@ -89,6 +89,7 @@ def _one_by_one(config: StarConfig, plain: dict[int, Metrics], star: dict[int, M
         "without rationalization lengths are learned one by one, with it together: the "
         "generations from the first to the last trained length reaching 50% are more without"
     )
+
     def shown(found: list[int | None]) -> str:
         return "[" + ", ".join("never" if g is None else str(g) for g in found) + "]"
 

@@ -60,6 +60,7 @@ class SynthesisConfig(LoopConfig):
 
     kind: Literal["reasoning.synthesis"] = "reasoning.synthesis"
     seed_pairs: int = Field(8, ge=0, description="worked two-step programs (all one-step ones too)")
+    seed_triples: int = Field(0, ge=0, description="worked three-step programs")
     pool_pairs: int = Field(40, ge=1, description="two-step specifications without programs")
     pool_triples: int = Field(40, ge=0, description="three-step specifications without programs")
     held_out_pairs: int = Field(30, ge=1)
@@ -131,10 +132,12 @@ class Tasks:
             inputs = test_inputs(config.tests_per_spec, rng)
             return Task(spec, tuple((x,) for x in inputs), tuple(spec(x) for x in inputs))
 
-        seed = (*singles, *pairs[:n_seed])
-        pool = [*pairs[n_seed : n_seed + n_pool], *triples[: config.pool_triples]]
+        n_tri = config.seed_triples
+        seed = (*singles, *pairs[:n_seed], *triples[:n_tri])
+        pool = [*pairs[n_seed : n_seed + n_pool], *triples[n_tri : n_tri + config.pool_triples]]
         held = [*pairs[n_seed + n_pool : n_seed + n_pool + n_held]]
-        held += triples[config.pool_triples : config.pool_triples + config.held_out_triples]
+        start = n_tri + config.pool_triples
+        held += triples[start : start + config.held_out_triples]
         return cls(seed, tuple(task(s) for s in pool), tuple(task(s) for s in held))
 
 
