@@ -128,7 +128,9 @@ def claims_for(config: ExperimentConfig, store: RunStore) -> list[Claim]:
     if any(not series for series in table.values()):
         return []  # an arm that never ran has nothing to check
     if isinstance(config, star.StarConfig):  # its time claim reads the compute minutes
-        minutes = {name: store.compute_minutes(name) for name in table}
+        minutes = {name: store.compute_minutes(name, cpu=True) for name in table}
+        if not all(minutes.values()):  # a run from before CPU time was recorded: wall time
+            minutes = {name: store.compute_minutes(name) for name in table}
         return reasoning_claims.star_claims(config, table, minutes) + guard_claims(config, store)
     return _study_claims(config, table) + guard_claims(config, store)
 

@@ -180,3 +180,15 @@ def test_a_corrupt_run_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "broken" / "run.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(CorruptRunError, match=r"run\.sqlite"):
         RunStore.open("broken", tmp_path)
+
+
+def test_each_generation_records_its_wall_and_cpu_time(tmp_path: Path) -> None:
+    store = RunStore.open(start_run(config(), tmp_path).run_dir)
+    try:
+        for arm, _ in store.arms():
+            wall, cpu = store.compute_minutes(arm), store.compute_minutes(arm, cpu=True)
+            assert set(wall) == set(cpu) == set(store.metrics(arm))
+            assert all(cpu[g] > 0 and wall[g] > 0 for g in wall)
+            assert list(cpu.values()) == sorted(cpu.values())  # cumulative
+    finally:
+        store.close()

@@ -156,7 +156,7 @@ class Engine:
 
     def _initialize(self, arm: Arm) -> tuple[LoopState[Any, Any], GenerationRecord]:
         seed, pipeline = self.loop.seed, arm.pipeline
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         model, kept = pipeline.initialize(stage_rng(seed, 0, "initialize"))
         metrics = pipeline.summarize(kept) | pipeline.evaluate(
             model, 0, stage_rng(seed, 0, "evaluate")
@@ -174,16 +174,16 @@ class Engine:
         )
         decision = Decision("accept", "generation 0: the initial model")
         state = LoopState(0, model, (kept,), metrics)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         return state, GenerationRecord(
-            arm.name, 0, metrics, decision, pipeline.describe(kept), events, seconds
+            arm.name, 0, metrics, decision, pipeline.describe(kept), events, seconds, cpu
         )
 
     def _step(
         self, arm: Arm, state: LoopState[Any, Any]
     ) -> tuple[LoopState[Any, Any], GenerationRecord]:
         g, seed, pipeline = state.generation + 1, self.loop.seed, arm.pipeline
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         samples = pipeline.generate(state.incumbent, g, stage_rng(seed, g, "generate"))
         scored = pipeline.verify(samples, stage_rng(seed, g, "verify"))
         kept = pipeline.curate(scored, state.history, g, stage_rng(seed, g, "curate"))
@@ -204,6 +204,7 @@ class Engine:
             pipeline.describe(kept),
             tuple(events),
             seconds=time.perf_counter() - started,
+            cpu_seconds=time.process_time() - cpu_started,
         )
         match decision.action:
             case "accept":

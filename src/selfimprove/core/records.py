@@ -111,6 +111,7 @@ class GenerationRecord:
     kept: tuple[ProvenanceCount, ...] = ()
     events: tuple[Event, ...] = ()
     seconds: float = 0.0  # wall time of the generation's stages
+    cpu_seconds: float | None = None  # this process's CPU time for them
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS arms (
     name TEXT PRIMARY KEY, position INTEGER NOT NULL, status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS generations (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL,
-    finished TEXT NOT NULL, seconds REAL, PRIMARY KEY (arm, generation));
+    finished TEXT NOT NULL, seconds REAL, cpu_seconds REAL, PRIMARY KEY (arm, generation));
 CREATE TABLE IF NOT EXISTS metrics (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL,
     PRIMARY KEY (arm, generation, key));
@@ -188,11 +188,18 @@ class RunStore:
         ).fetchone()
         return -1 if row[0] is None else int(row[0])
 
+    def _has_cpu_seconds(self) -> bool:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(generations)")}
+        return "cpu_seconds" in columns
+
     def commit_generation(self, record: GenerationRecord) -> None:
         """Write one finished generation in one transaction."""
+        if not self._has_cpu_seconds():  # a run started before the column existed
+            self._db.execute("ALTER TABLE generations ADD COLUMN cpu_seconds REAL")
         with self._transaction():
             self._db.execute(
-                "INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO generations (arm, generation, action, reason, finished, seconds, "
+                "cpu_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.arm,
                     record.generation,
@@ -200,6 +207,7 @@ class RunStore:
                     record.decision.reason,
                     now(),
                     record.seconds,
+                    record.cpu_seconds,
                 ),
             )
             self._db.executemany(
@@ -247,14 +255,21 @@ class RunStore:
             table.setdefault(generation, {})[key] = math.nan if value is None else float(value)
         return table
 
-    def compute_minutes(self, arm: str) -> dict[int, float]:
+    def compute_minutes(self, arm: str, cpu: bool = False) -> dict[int, float]:
         """generation -> compute time spent up to and including it, in minutes (resumes and
-        idle gaps excluded; it is wall time, so it is not part of the replayed metrics)."""
+        idle gaps excluded; it is measured, so it is not part of the replayed metrics). Wall
+        time, or with `cpu` the process's CPU time ({} when a generation lacks it)."""
+        if cpu and not self._has_cpu_seconds():
+            return {}
+        column = "cpu_seconds" if cpu else "seconds"
         rows = self._db.execute(
-            "SELECT generation, seconds FROM generations WHERE arm = ? ORDER BY generation", (arm,)
+            f"SELECT generation, {column} FROM generations WHERE arm = ? ORDER BY generation",
+            (arm,),
         )
         total, minutes = 0.0, {}
         for generation, seconds in rows:
+            if cpu and seconds is None:
+                return {}
             total += seconds or 0.0
             minutes[generation] = total / 60
         return minutes

@@ -16,8 +16,8 @@ def _first_reaching(series: dict[int, Metrics], key: str, level: float) -> int |
 def star_claims(
     config: StarConfig, table: Table, minutes: dict[str, dict[int, float]] | None = None
 ) -> list[Claim]:
-    """`minutes`: arm -> generation -> compute minutes so far (wall time of a one-thread
-    process, so an upper bound on its CPU time)."""
+    """`minutes`: arm -> generation -> compute minutes so far (the process's CPU time; for
+    runs that did not record it, wall time, an upper bound for a one-thread process)."""
     found: list[Claim] = []
     target = config.target_accuracy
     star = table.get("star")
@@ -45,8 +45,8 @@ def star_claims(
             when = "never" if reached is None else f"generation {reached}, {clock[reached]:.1f} min"
             found.append(
                 Claim(
-                    f"star: above {100 * target:g}% within {config.target_minutes:g} minutes of "
-                    "one core (wall time of a one-thread process: at least its CPU time)",
+                    f"star: above {100 * target:g}% within {config.target_minutes:g} CPU-minutes "
+                    "(one core)",
                     when,
                     reached is not None and clock[reached] <= config.target_minutes,
                 )
