@@ -346,10 +346,10 @@ def build_arms(config: StarConfig) -> list[Arm]:
             rationales = [_example(p.prompt(), p.rationale()) for p in data.pool]
             everything = [*star_seed, *rationales]
             star_steps = config.train.steps_for(everything)
-            longest = max(_mean_tokens(star_seed), _mean_tokens(rationales))
+            star_mean = max(_mean_tokens(star_seed), _mean_tokens(rationales))
             seed_steps = _matching_steps(seed_steps, _mean_tokens(star_seed), seed)
             every = [*seed, *(_example(p.prompt(), p.direct()) for p in data.pool)]
-            direct_steps = _matching_steps(star_steps, longest, every)
+            direct_steps = _matching_steps(star_steps, star_mean, every)
         pipeline: Pipeline[Trained, Kept, Kept, Kept] = Pipeline(
             initialize=Initialize(base, seed, config.train, seed_steps),
             generate=generate,
