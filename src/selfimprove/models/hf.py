@@ -23,9 +23,8 @@ from selfimprove.models.tiny_gpt import (
     Example,
     LmTrainConfig,
     SamplingConfig,
-    completion_batch,
     finish_rows,
-    lr_schedule,
+    fit,
 )
 
 try:
@@ -104,29 +103,13 @@ class HfModel:
         rng: np.random.Generator,
     ) -> tuple[HfModel, int]:
         """The tiny GPT's recipe (AdamW, warm-up then cosine, completion-only loss) on a copy."""
-        if not examples:
-            raise ValueError("nothing to train on")
-        net = self.module().train()
-        optimizer = torch.optim.AdamW(
-            net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-        )
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(steps, config))
         context = self.config.get("n_positions") or self.config.get("max_position_embeddings")
         if context is None:
             raise ValueError("the model's config gives no context length")
-        tokens = 0
-        for _ in range(steps):
-            batch = [examples[i] for i in rng.integers(0, len(examples), size=config.batch_size)]
-            tokens += sum(e.tokens for e in batch)
-            inputs, targets = completion_batch(batch, int(context))
-            logits = net(input_ids=inputs).logits
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        net = self.module()
+
+        def logits_of(inputs: torch.Tensor) -> torch.Tensor:
+            return net(input_ids=inputs).logits
+
+        state, tokens = fit(net, logits_of, int(context), examples, steps, config, rng)
         return HfModel(self.config, self.architecture, state), tokens

@@ -56,71 +56,66 @@ class Tokenizer(Protocol):
     def decode(self, ids: Sequence[int]) -> str: ...
 
 
-class PieceTokenizer:
-    """A fixed vocabulary of pieces (words, symbols, newline, an indent, a space), split by a
-    regular expression: code-shaped text in few tokens. Ids from 2 on, as `CharTokenizer`."""
+class _Vocabulary:
+    """Ids from 2 on for a fixed, ordered list of units; 0 pads, 1 ends a completion."""
 
-    PATTERN = re.compile(r"\n|    | |\w+|[^\w\s]")
-
-    def __init__(self, pieces: Sequence[str]) -> None:
-        self.pieces = sorted(set(pieces))
-        self._ids = {piece: i + 2 for i, piece in enumerate(self.pieces)}
-
-    @classmethod
-    def covering(cls, texts: Sequence[str]) -> PieceTokenizer:
-        return cls([piece for text in texts for piece in cls.PATTERN.findall(text)])
+    def __init__(self, units: Sequence[str], unit: str, collection: str) -> None:
+        self.units = tuple(units)
+        self._ids = {u: i + 2 for i, u in enumerate(self.units)}
+        self._names = unit, collection  # for errors: "character 'x' is not in the alphabet"
 
     @property
     def vocab_size(self) -> int:
-        return len(self.pieces) + 2
+        return len(self.units) + 2
 
-    def encode(self, text: str) -> list[int]:
-        pieces = self.PATTERN.findall(text)
-        if "".join(pieces) != text:
-            raise ValueError("the text has characters the tokenizer cannot split")
+    def _lookup(self, units: Sequence[str]) -> list[int]:
         try:
-            return [self._ids[piece] for piece in pieces]
+            return [self._ids[unit] for unit in units]
         except KeyError as error:
-            raise ValueError(f"piece {error.args[0]!r} is not in the vocabulary") from None
+            unit, collection = self._names
+            raise ValueError(f"{unit} {error.args[0]!r} is not in the {collection}") from None
 
     def decode(self, ids: Sequence[int]) -> str:
+        """Text up to the first end token; pads are dropped."""
         out = []
         for i in ids:
             if i == EOS:
                 break
             if i >= 2:
-                out.append(self.pieces[i - 2])
+                out.append(self.units[i - 2])
         return "".join(out)
 
 
-class CharTokenizer:
-    """Characters of a fixed alphabet -> ids from 2 on; 0 pads, 1 ends a completion."""
+class PieceTokenizer(_Vocabulary):
+    """A fixed vocabulary of pieces (words, symbols, newline, an indent, a space), split by a
+    regular expression: code-shaped text in few tokens."""
+
+    PATTERN = re.compile(r"\n|    | |\w+|[^\w\s]")
+
+    def __init__(self, pieces: Sequence[str]) -> None:
+        super().__init__(sorted(set(pieces)), "piece", "vocabulary")
+
+    @classmethod
+    def covering(cls, texts: Sequence[str]) -> PieceTokenizer:
+        return cls([piece for text in texts for piece in cls.PATTERN.findall(text)])
+
+    def encode(self, text: str) -> list[int]:
+        pieces = self.PATTERN.findall(text)
+        if "".join(pieces) != text:
+            raise ValueError("the text has characters the tokenizer cannot split")
+        return self._lookup(pieces)
+
+
+class CharTokenizer(_Vocabulary):
+    """Characters of a fixed alphabet, one id each."""
 
     def __init__(self, alphabet: str) -> None:
         if len(set(alphabet)) != len(alphabet):
             raise ValueError("the alphabet repeats a character")
-        self.alphabet = alphabet
-        self._ids = {ch: i + 2 for i, ch in enumerate(alphabet)}
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.alphabet) + 2
+        super().__init__(alphabet, "character", "alphabet")
 
     def encode(self, text: str) -> list[int]:
-        try:
-            return [self._ids[ch] for ch in text]
-        except KeyError as error:
-            raise ValueError(f"character {error.args[0]!r} is not in the alphabet") from None
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text up to the first end token; pads are dropped."""
-        chars = []
-        for i in ids:
-            if i == EOS:
-                break
-            if i >= 2:
-                chars.append(self.alphabet[i - 2])
-        return "".join(chars)
+        return self._lookup(text)
 
 
 class KvCache:
@@ -471,10 +466,8 @@ def completion_batch(
     return inputs, targets
 
 
-def lm_loss(net: TinyGpt, examples: Sequence[Example]) -> torch.Tensor:
-    """Mean cross-entropy (nats per completion token)."""
-    inputs, targets = completion_batch(examples, net.spec.context)
-    logits = net(inputs)
+def completion_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the positions `targets` marks (nats per completion token)."""
     return functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
@@ -490,6 +483,41 @@ def lr_schedule(steps: int, config: LmTrainConfig) -> Callable[[int], float]:
     return rate
 
 
+def fit(
+    net: nn.Module,
+    logits_of: Callable[[torch.Tensor], torch.Tensor],
+    context: int,
+    examples: Sequence[Example],
+    steps: int,
+    config: LmTrainConfig,
+    rng: np.random.Generator,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """`steps` AdamW steps of completion-only loss on random minibatches (cosine decay after
+    a linear warm-up), changing `net` in place; `logits_of` maps input ids to logits. Returns
+    a copy of the trained state and the number of tokens trained on. Any causal LM: the tiny
+    GPT here, `transformers` models in `models.hf`."""
+    if not examples:
+        raise ValueError("nothing to train on")
+    net.train()
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(steps, config))
+    tokens = 0
+    for _ in range(steps):
+        chosen = rng.integers(0, len(examples), size=config.batch_size)
+        batch = [examples[i] for i in chosen]
+        tokens += sum(e.tokens for e in batch)
+        inputs, targets = completion_batch(batch, context)
+        loss = completion_loss(logits_of(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}, tokens
+
+
 def train_lm(
     model: LmModel,
     examples: Sequence[Example],
@@ -497,26 +525,7 @@ def train_lm(
     config: LmTrainConfig,
     rng: np.random.Generator,
 ) -> tuple[LmModel, int]:
-    """`steps` AdamW steps on random minibatches (cosine decay after a linear warm-up), from a
-    copy of `model`. Returns the new model and the number of tokens it trained on."""
-    if not examples:
-        raise ValueError("nothing to train on")
-    net = model.module().train()
-    optimizer = torch.optim.AdamW(
-        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(steps, config))
-    tokens = 0
-    for _ in range(steps):
-        chosen = rng.integers(0, len(examples), size=config.batch_size)
-        batch = [examples[i] for i in chosen]
-        tokens += sum(e.tokens for e in batch)
-        loss = lm_loss(net, batch)
-        optimizer.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    """`fit` on a copy of `model`: returns the new model and the tokens it trained on."""
+    net = model.module()
+    state, tokens = fit(net, net, model.spec.context, examples, steps, config, rng)
     return LmModel(model.spec, state), tokens

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import Field
@@ -15,8 +16,10 @@ from selfimprove.models.tiny_gpt import (
     Example,
     GptSpec,
     LanguageModel,
+    LmModel,
     LmTrainConfig,
     Tokenizer,
+    train_lm,
 )
 from selfimprove.models.tiny_gpt import SamplingConfig as SamplingConfig
 
@@ -76,3 +79,38 @@ def complete(
         chunk = [tokenizer.encode(p) for p in prompts[start : start + batch]]
         out.extend(tokenizer.decode(ids) for ids in lm.sample(chunk, config, rng))
     return out
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The model a self-training loop carries, and the tokens spent training it."""
+
+    lm: LmModel
+    tokens: int  # this generation's training tokens
+    total_tokens: int  # all generations' (restarting from the base does not reset it)
+
+    @classmethod
+    def on_seed(
+        cls,
+        base: LmModel,
+        seed: Sequence[Example],
+        steps: int,
+        train: SelfTrainConfig,
+        rng: np.random.Generator,
+    ) -> Trained:
+        """Generation 0: the base model trained on the seed set."""
+        lm, tokens = train_lm(base, seed, steps, train, rng)
+        return cls(lm, tokens, tokens)
+
+    def fine_tuned(
+        self,
+        base: LmModel,
+        examples: Sequence[Example],
+        steps: int,
+        train: SelfTrainConfig,
+        rng: np.random.Generator,
+    ) -> Trained:
+        """A new model trained on `examples`, from the base (`train.restart`) or from this one."""
+        start = base if train.restart else self.lm
+        lm, tokens = train_lm(start, examples, steps, train, rng)
+        return Trained(lm, tokens, self.total_tokens + tokens)

@@ -37,12 +37,12 @@ from selfimprove.models.tiny_gpt import (
     Example,
     LmModel,
     initial_lm,
-    train_lm,
 )
 from selfimprove.reasoning.generation import (
     ModelShape,
     SamplingConfig,
     SelfTrainConfig,
+    Trained,
     complete,
     text_example,
 )
@@ -109,15 +109,6 @@ class Kept:
     attempts: tuple[Attempt, ...]  # kept attempts (answer right)
     pool: int  # problems attempted
     first_try: int  # answered right without the hint
-
-
-@dataclass(frozen=True)
-class Trained:
-    """The model the loop carries, and the tokens spent training it so far."""
-
-    lm: LmModel
-    tokens: int  # this generation's training tokens
-    total_tokens: int  # all generations' (restarting from the base does not reset it)
 
 
 def _example(prompt: str, completion: str) -> Example:
@@ -190,8 +181,8 @@ class Initialize:
     steps: int
 
     def __call__(self, rng: np.random.Generator) -> tuple[Trained, Kept]:
-        lm, tokens = train_lm(self.base, self.seed, self.steps, self.train, rng)
-        return Trained(lm, tokens, tokens), Kept(0, (), 0, 0)
+        trained = Trained.on_seed(self.base, self.seed, self.steps, self.train, rng)
+        return trained, Kept(0, (), 0, 0)
 
 
 @dataclass(frozen=True)
@@ -248,9 +239,7 @@ class FineTune:
             _example(a.problem.prompt(), a.completion) for a in kept.attempts
         ]
         steps = self.train.steps_for(examples) if self.direct_steps is None else self.direct_steps
-        start = self.base if self.train.restart else incumbent.lm
-        lm, tokens = train_lm(start, examples, steps, self.train, rng)
-        return Trained(lm, tokens, incumbent.total_tokens + tokens)
+        return incumbent.fine_tuned(self.base, examples, steps, self.train, rng)
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,12 @@ from selfimprove.models.tiny_gpt import (
     LmModel,
     PieceTokenizer,
     initial_lm,
-    train_lm,
 )
 from selfimprove.reasoning.generation import (
     ModelShape,
     SamplingConfig,
     SelfTrainConfig,
+    Trained,
     complete,
     text_example,
 )
@@ -104,13 +104,6 @@ class Kept:
 
 
 @dataclass(frozen=True)
-class Trained:
-    lm: LmModel
-    tokens: int
-    total_tokens: int
-
-
-@dataclass(frozen=True)
 class Tasks:
     seed: tuple[Spec, ...]
     pool: tuple[Task, ...]
@@ -161,8 +154,8 @@ class Initialize:
     train: SynthesisTrainConfig
 
     def __call__(self, rng: np.random.Generator) -> tuple[Trained, Kept]:
-        lm, tokens = train_lm(self.base, self.seed, self.train.seed_steps, self.train, rng)
-        return Trained(lm, tokens, tokens), Kept(0, {}, (), 0)
+        trained = Trained.on_seed(self.base, self.seed, self.train.seed_steps, self.train, rng)
+        return trained, Kept(0, {}, (), 0)
 
 
 @dataclass(frozen=True)
@@ -215,9 +208,7 @@ class FineTune:
             text_example(TOKENIZER, p, s) for p, s in kept.programs.items()
         ]
         steps = self.train.steps_for(examples)
-        start = self.base if self.train.restart else incumbent.lm
-        lm, tokens = train_lm(start, examples, steps, self.train, rng)
-        return Trained(lm, tokens, incumbent.total_tokens + tokens)
+        return incumbent.fine_tuned(self.base, examples, steps, self.train, rng)
 
 
 @dataclass(frozen=True)
