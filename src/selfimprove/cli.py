@@ -31,6 +31,7 @@ from selfimprove.core.records import Claim
 from selfimprove.core.store import (
     CorruptRunError,
     RunBusyError,
+    RunInfo,
     RunNotFoundError,
     RunStore,
     list_runs,
@@ -40,6 +41,7 @@ from selfimprove.experiments import (
     claims_for,
     export_kept,
     load_config,
+    newest_state,
     parse_config,
     resume_run,
     start_run,
@@ -247,20 +249,14 @@ def _play(args: argparse.Namespace) -> int:
     from selfimprove.games.alphazero import agent_move, make_game
     from selfimprove.games.rules import render
 
-    store = RunStore.open(args.run, args.runs_dir)
-    try:
-        info = store.info()
+    def this_game(info: RunInfo) -> None:
         if info.kind != "games.alphazero" or info.config.get("game") != args.game:
             raise ConfigError(
                 f"run {info.id} is a {info.kind} run of {info.config.get('game', '-')}, not {args.game}"
             )
-        arm = store.arms()[0][0]
-        snapshot = store.load_snapshot(arm, store.last_generation(arm))
-    finally:
-        store.close()
-    if snapshot is None:
-        raise ConfigError(f"run {info.id} has no saved model yet")
-    generation, state = snapshot
+
+    saved = newest_state(args.run, args.runs_dir, check=this_game)
+    generation, state = saved.generation, saved.state
     game, _ = make_game(args.game)
     rng = np.random.default_rng()
     board = game.initial(1)[0]

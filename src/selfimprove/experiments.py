@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from selfimprove.collapse import claims, fresh_data, gaussian, gmm, regression, 
 from selfimprove.core.config import ConfigError, apply_overrides, read_yaml, validate
 from selfimprove.core.engine import Arm, Engine, Progress
 from selfimprove.core.records import Claim
-from selfimprove.core.store import RunStore
+from selfimprove.core.store import RunInfo, RunStore
 from selfimprove.games import alphazero
 from selfimprove.games import claims as games_claims
 from selfimprove.reasoning import claims as reasoning_claims
@@ -178,15 +179,27 @@ def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
             return reasoning_claims.synthesis_claims(table)
 
 
-def export_kept(
-    run: str | Path, runs_dir: Path, arm: str | None, out: Path
-) -> tuple[str, int, int]:
-    """Write the newest saved generation's kept data of a reasoning run as JSONL in TRL's
-    prompt/completion format. Returns (arm, generation, records)."""
+@dataclass(frozen=True)
+class SavedState:
+    info: RunInfo
+    arm: str
+    generation: int
+    state: Any  # the engine's LoopState of that generation
+
+
+def newest_state(
+    run: str | Path,
+    runs_dir: Path,
+    arm: str | None = None,
+    check: Callable[[RunInfo], None] | None = None,
+) -> SavedState:
+    """The newest saved generation of one arm (default: the first). `check` may refuse the
+    run (raising `ConfigError`) before any snapshot is read."""
     store = RunStore.open(run, runs_dir)
     try:
         info = store.info()
-        config = parse_config(info.config, f"run {info.id}")
+        if check is not None:
+            check(info)
         arms = [name for name, _ in store.arms()]
         chosen = arm or arms[0]
         if chosen not in arms:
@@ -196,20 +209,32 @@ def export_kept(
         store.close()
     if snapshot is None:
         raise ConfigError(f"run {info.id} has no saved generation yet")
-    generation, state = snapshot
-    kept = state.history[-1]
-    match config:
-        case star.StarConfig():
-            records = star.export_records(kept)
-        case synthesis.SynthesisConfig():
-            records = synthesis.export_records(kept)
-        case _:
+    return SavedState(info, chosen, *snapshot)
+
+
+_EXPORTERS: dict[str, Callable[[Any], list[dict[str, object]]]] = {
+    "reasoning.star": star.export_records,
+    "reasoning.synthesis": synthesis.export_records,
+}
+
+
+def export_kept(
+    run: str | Path, runs_dir: Path, arm: str | None, out: Path
+) -> tuple[str, int, int]:
+    """Write the newest saved generation's kept data of a reasoning run as JSONL in TRL's
+    prompt/completion format. Returns (arm, generation, records)."""
+
+    def reasoning_only(info: RunInfo) -> None:
+        if info.kind not in _EXPORTERS:
             raise ConfigError(
                 f"run {info.id} is a {info.kind} run: only reasoning runs export kept text"
             )
+
+    saved = newest_state(run, runs_dir, arm, reasoning_only)
+    records = _EXPORTERS[saved.info.kind](saved.state.history[-1])
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w") as f:
         for record in records:
             f.write(json.dumps(record) + "\n")
     tmp.replace(out)
-    return chosen, generation, len(records)
+    return saved.arm, saved.generation, len(records)
