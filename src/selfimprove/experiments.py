@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove import __version__
-from selfimprove.collapse import claims, fresh_data, gaussian, gmm, regression, zipf
+from selfimprove.collapse import claims, fresh_data, gaussian, gmm, ngram, regression, zipf
 from selfimprove.core.config import ConfigError, apply_overrides, read_yaml, validate
 from selfimprove.core.engine import Arm, Engine, Progress
 from selfimprove.core.records import Claim
@@ -25,6 +25,7 @@ ExperimentConfig = (
     | regression.RegressionConfig
     | fresh_data.FreshDataConfig
     | zipf.ZipfConfig
+    | ngram.NgramConfig
     | alphazero.AlphaZeroConfig
     | star.StarConfig
     | synthesis.SynthesisConfig
@@ -36,6 +37,7 @@ KINDS: dict[str, type[ExperimentConfig]] = {
     "collapse.regression": regression.RegressionConfig,
     "collapse.fresh_data": fresh_data.FreshDataConfig,
     "collapse.zipf": zipf.ZipfConfig,
+    "collapse.ngram": ngram.NgramConfig,
     "games.alphazero": alphazero.AlphaZeroConfig,
     "reasoning.star": star.StarConfig,
     "reasoning.synthesis": synthesis.SynthesisConfig,
@@ -68,6 +70,8 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
             return fresh_data.build_arms(config)
         case zipf.ZipfConfig():
             return zipf.build_arms(config)
+        case ngram.NgramConfig():
+            return ngram.build_arms(config)
         case alphazero.AlphaZeroConfig():
             return alphazero.build_arms(config)
         case star.StarConfig():
@@ -171,6 +175,8 @@ def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
             return claims.fresh_data_claims(config, table)
         case zipf.ZipfConfig():
             return claims.zipf_claims(config, table)
+        case ngram.NgramConfig():
+            return []
         case alphazero.AlphaZeroConfig():
             return games_claims.alphazero_claims(config, table)
         case star.StarConfig():

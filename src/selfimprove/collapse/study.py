@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from selfimprove.core import monitors
 from selfimprove.core.config import ConfigModel, LoopConfig
@@ -37,6 +37,14 @@ class CollapseConfig(LoopConfig):
     checkpoint_every: int = Field(
         0, ge=0, description="collapse studies are cheap to replay: no snapshots by default"
     )
+
+    @model_validator(mode="after")
+    def _no_top_p(self) -> CollapseConfig:
+        for arm in getattr(self, "arms", ()):
+            policy = getattr(arm, "policy", None)
+            if policy is not None and policy.top_p != 1.0:
+                raise ValueError("top_p samples token models: the text studies, not this one")
+        return self
 
 
 class PolicyArm(ConfigModel):

@@ -21,6 +21,7 @@ from selfimprove.core.config import ConfigError, LoopConfig
 from selfimprove.core.records import (
     Batch,
     Decision,
+    Evaluation,
     Event,
     GenerationRecord,
     Metrics,
@@ -158,9 +159,8 @@ class Engine:
         seed, pipeline = self.loop.seed, arm.pipeline
         started, cpu_started = time.perf_counter(), time.process_time()
         model, kept = pipeline.initialize(stage_rng(seed, 0, "initialize"))
-        metrics = pipeline.summarize(kept) | pipeline.evaluate(
-            model, 0, stage_rng(seed, 0, "evaluate")
-        )
+        evaluated, exhibits = _unpack(pipeline.evaluate(model, 0, stage_rng(seed, 0, "evaluate")))
+        metrics = pipeline.summarize(kept) | evaluated
         missing = sorted({a.metric for a in self.loop.alarms} - set(metrics))
         if missing:
             known = ", ".join(sorted(metrics))
@@ -176,7 +176,7 @@ class Engine:
         state = LoopState(0, model, (kept,), metrics)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         return state, GenerationRecord(
-            arm.name, 0, metrics, decision, pipeline.describe(kept), events, seconds, cpu
+            arm.name, 0, metrics, decision, pipeline.describe(kept), events, seconds, cpu, exhibits
         )
 
     def _step(
@@ -188,9 +188,10 @@ class Engine:
         scored = pipeline.verify(samples, stage_rng(seed, g, "verify"))
         kept = pipeline.curate(scored, state.history, g, stage_rng(seed, g, "curate"))
         candidate = pipeline.train(state.incumbent, kept, stage_rng(seed, g, "train"))
-        metrics = pipeline.summarize(kept) | pipeline.evaluate(
-            candidate, g, stage_rng(seed, g, "evaluate")
+        evaluated, exhibits = _unpack(
+            pipeline.evaluate(candidate, g, stage_rng(seed, g, "evaluate"))
         )
+        metrics = pipeline.summarize(kept) | evaluated
         trips = check_alarms(self.loop.alarms, metrics)
         decision = self._decide(trips, pipeline.gate, metrics, state)
         events = [Event("alarm", trip.describe(), arm.name, g) for trip in trips]
@@ -205,6 +206,7 @@ class Engine:
             tuple(events),
             seconds=time.perf_counter() - started,
             cpu_seconds=time.process_time() - cpu_started,
+            exhibits=exhibits,
         )
         match decision.action:
             case "accept":
@@ -267,6 +269,12 @@ class Engine:
             state, record = self._step(arm, state)
             _check_replay(arm.name, state.generation, record.metrics, stored[state.generation])
         return state
+
+
+def _unpack(result: Metrics | Evaluation) -> tuple[Metrics, dict[str, Any]]:
+    if isinstance(result, Evaluation):
+        return result.metrics, result.exhibits
+    return result, {}
 
 
 def _remember(history: tuple[K, ...], kept: K, window: int | None) -> tuple[K, ...]:

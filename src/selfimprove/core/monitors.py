@@ -124,6 +124,23 @@ def knn_precision_recall(
     return precision, recall
 
 
+def density_coverage(
+    reference: np.ndarray, generated: np.ndarray, k: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Density and coverage (Naeem et al. 2020). `[S,N,D],[S,M,D] -> ([S], [S])`.
+
+    Density: how many reference k-NN balls a generated sample falls in, on average, over k
+    (about 1 for real data; it rewards samples where real data is dense, so it is robust to
+    outlying reference points). Coverage: share of reference samples whose k-NN ball holds
+    at least one generated sample (1 minus the modes the model dropped).
+    """
+    ref_radius = _kth_neighbour_distance(reference, k)  # [S, N]
+    inside = _sq_distances(generated, reference) < ref_radius[:, None, :]  # [S, M, N]
+    density = inside.sum(axis=(1, 2)) / (k * generated.shape[1])
+    coverage = inside.any(axis=1).mean(axis=1)
+    return density, coverage
+
+
 def _kth_neighbour_distance(points: np.ndarray, k: int) -> np.ndarray:
     """Squared distance from each point to its k-th nearest other point. `[S, N, D] -> [S, N]`."""
     distances = _sq_distances(points, points)

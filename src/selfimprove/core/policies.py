@@ -12,6 +12,8 @@ A policy combines a mixing rule with two sampling settings:
   (Alemohammad et al. 2023).
 - `temperature`: sample the model at temperature tau (for a density p, p^(1/tau):
   a Gaussian's covariance times tau; tau < 1 sharpens).
+- `top_p`: nucleus sampling, for models over tokens (the text studies): keep the most likely
+  tokens whose probabilities add up to p, renormalized.
 - `noise_scale`: add Gaussian noise of that scale to each synthetic sample.
 
 Batches are `[S, N, ...]` (seeds, samples); every function here works on all seeds at once.
@@ -41,6 +43,7 @@ class DataPolicy(ConfigModel):
         0.0, ge=0.0, lt=1.0, description="share of real data, for mix_fixed_real / mix_fresh_real"
     )
     temperature: float = Field(1.0, gt=0.0, description="sampling temperature tau")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling (token models only)")
     noise_scale: float = Field(0.0, ge=0.0, description="std of noise added to synthetic samples")
 
     @model_validator(mode="after")
@@ -59,6 +62,8 @@ class DataPolicy(ConfigModel):
         parts = [f"{self.mix}({self.real_fraction:g})" if self.real_fraction else self.mix]
         if self.temperature != 1.0:
             parts.append(f"tau={self.temperature:g}")
+        if self.top_p != 1.0:
+            parts.append(f"top-p={self.top_p:g}")
         if self.noise_scale:
             parts.append(f"noise={self.noise_scale:g}")
         return ", ".join(parts)

@@ -71,6 +71,16 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate` may return instead of bare metrics: the metrics plus exhibits, small
+    JSON-ready values the report shows as they are (sample text, an image grid, a histogram's
+    raw values). Exhibits are stored with the generation but never compared on replay."""
+
+    metrics: Metrics
+    exhibits: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Decision:
     """The gate's verdict on a candidate, with the reason that is logged."""
 
@@ -112,6 +122,7 @@ class GenerationRecord:
     events: tuple[Event, ...] = ()
     seconds: float = 0.0  # wall time of the generation's stages
     cpu_seconds: float | None = None  # this process's CPU time for them
+    exhibits: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from selfimprove.core.records import Decision, Metrics
+from selfimprove.core.records import Decision, Evaluation, Metrics
 
 M = TypeVar("M")
 K = TypeVar("K")
@@ -52,7 +52,9 @@ class Train(Protocol[M, K_contra]):
 
 
 class Evaluate(Protocol[M_contra]):
-    def __call__(self, model: M_contra, generation: int, rng: np.random.Generator) -> Metrics: ...
+    def __call__(
+        self, model: M_contra, generation: int, rng: np.random.Generator
+    ) -> Metrics | Evaluation: ...
 
 
 class Gate(Protocol):

@@ -55,6 +55,11 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 """
 
+_EXHIBITS = """
+CREATE TABLE IF NOT EXISTS exhibits (
+    arm TEXT NOT NULL, generation INTEGER NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (arm, generation, name))"""  # its own statement: runs made before it get it on open
+
 _SNAPSHOTS_KEPT = 2
 
 
@@ -97,6 +102,7 @@ class RunStore:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_EXHIBITS)
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise CorruptRunError(f"{run_dir / 'run.sqlite'}: {error}") from None
@@ -232,6 +238,13 @@ class RunStore:
                     for item in record.kept
                 ],
             )
+            self._db.executemany(
+                "INSERT INTO exhibits VALUES (?, ?, ?, ?)",
+                [
+                    (record.arm, record.generation, name, json.dumps(value))
+                    for name, value in record.exhibits.items()
+                ],
+            )
             for event in record.events:
                 self._insert_event(event)
 
@@ -254,6 +267,14 @@ class RunStore:
         for generation, key, value in rows:
             table.setdefault(generation, {})[key] = math.nan if value is None else float(value)
         return table
+
+    def exhibits(self, arm: str, name: str) -> dict[int, Any]:
+        """generation -> the exhibit `name` of one arm (sample text, an image grid, ...)."""
+        rows = self._db.execute(
+            "SELECT generation, value FROM exhibits WHERE arm = ? AND name = ? ORDER BY generation",
+            (arm, name),
+        )
+        return {generation: json.loads(value) for generation, value in rows}
 
     def compute_minutes(self, arm: str, cpu: bool = False) -> dict[int, float]:
         """generation -> compute time spent up to and including it, in minutes (resumes and

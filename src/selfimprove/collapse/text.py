@@ -1,0 +1,106 @@
+"""What the two text studies share (E8 tiny GPT, E9 n-gram): real Shakespeare split by play,
+cut into documents, and the monitors of a generated corpus against the real one.
+
+A corpus is a `Batch` of documents `[1, N, L]` (one seed; E9's are word ids, E8's character
+ids), so the data policies of `core.policies` mix and accumulate text as they do numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from selfimprove.core import text_monitors
+from selfimprove.core.config import ConfigModel
+from selfimprove.core.records import Metrics
+from selfimprove.core.text_monitors import WordIndex
+from selfimprove.data import shakespeare
+
+
+class TextSplit(ConfigModel):
+    """Which plays are trained on and which are held out (a play is never in both)."""
+
+    test_plays: tuple[str, ...] = Field(
+        ("macbeth", "the-tempest"), min_length=1, description="held-out plays"
+    )
+    train_plays: tuple[str, ...] | None = Field(
+        None, description="training plays (default: every play not held out)"
+    )
+    rare_max_count: int = Field(
+        2, ge=1, description="a real word or bigram seen at most this often in training is rare"
+    )
+    bleu_documents: int = Field(64, ge=2, description="documents self-BLEU compares")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> TextSplit:
+        names = set(shakespeare.play_names())
+        for play in (*self.test_plays, *(self.train_plays or ())):
+            if play not in names:
+                raise ValueError(
+                    f"unknown play {play!r}; the plays are: {', '.join(sorted(names))}"
+                )
+        both = set(self.test_plays) & set(self.train_plays or ())
+        if both:
+            raise ValueError(f"a play cannot be trained on and held out: {', '.join(sorted(both))}")
+        return self
+
+    def training_plays(self) -> list[str]:
+        if self.train_plays is not None:
+            return list(self.train_plays)
+        return [name for name in shakespeare.play_names() if name not in self.test_plays]
+
+
+def spread_windows(items: np.ndarray, length: int, count: int | None) -> np.ndarray:
+    """`count` windows of `length` items, evenly spread over `items` without overlap (all the
+    non-overlapping windows when `count` is None or larger). `-> [count, length]`."""
+    available = items.size // length
+    if available == 0:
+        raise ValueError(f"the text is shorter than one window of {length}")
+    windows = items[: available * length].reshape(available, length)
+    if count is None or count >= available:
+        return windows
+    return windows[np.linspace(0, available - 1, count).round().astype(int)]
+
+
+@dataclass(frozen=True)
+class RealText:
+    """The real training corpus as the monitors see it: its vocabulary and its rare tail."""
+
+    index: WordIndex
+    rare_words: np.ndarray
+    rare_bigrams: np.ndarray
+    bleu_documents: int
+
+    @classmethod
+    def of(
+        cls, documents: Sequence[Sequence[str]], split: TextSplit, index: WordIndex | None = None
+    ) -> RealText:
+        """The rare tail of `documents` (the real training set), with word ids from `index`
+        (default: the documents' own vocabulary)."""
+        index = index or WordIndex.of(documents)
+        corpus = index.encode(documents)
+        return cls(
+            index,
+            corpus.rare(1, split.rare_max_count),
+            corpus.rare(2, split.rare_max_count),
+            split.bleu_documents,
+        )
+
+    def metrics(self, documents: Sequence[Sequence[str]], text: str) -> Metrics:
+        """Diversity and tail monitors of a generated corpus (`documents` in words, `text`
+        the whole of it as it reads)."""
+        corpus = self.index.encode(documents)
+        return {
+            "monitor/distinct_1": corpus.distinct(1),
+            "monitor/distinct_2": corpus.distinct(2),
+            "monitor/distinct_3": corpus.distinct(3),
+            "monitor/self_bleu": text_monitors.self_bleu(documents[: self.bleu_documents]),
+            "monitor/compression": text_monitors.compression_ratio(text),
+            "monitor/vocabulary": float(corpus.vocabulary_size()),
+            "monitor/novel_words": corpus.novel_share(),
+            "monitor/rare_words": corpus.coverage(1, self.rare_words),
+            "monitor/rare_bigrams": corpus.coverage(2, self.rare_bigrams),
+        }

