@@ -9,7 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove import __version__
-from selfimprove.collapse import claims, fresh_data, gaussian, gmm, ngram, regression, zipf
+from selfimprove.collapse import (
+    claims,
+    fresh_data,
+    gaussian,
+    gmm,
+    gpt,
+    ngram,
+    regression,
+    vae,
+    zipf,
+)
 from selfimprove.core.config import ConfigError, apply_overrides, read_yaml, validate
 from selfimprove.core.engine import Arm, Engine, Progress
 from selfimprove.core.records import Claim
@@ -26,6 +36,8 @@ ExperimentConfig = (
     | fresh_data.FreshDataConfig
     | zipf.ZipfConfig
     | ngram.NgramConfig
+    | gpt.GptCollapseConfig
+    | vae.VaeConfig
     | alphazero.AlphaZeroConfig
     | star.StarConfig
     | synthesis.SynthesisConfig
@@ -38,6 +50,8 @@ KINDS: dict[str, type[ExperimentConfig]] = {
     "collapse.fresh_data": fresh_data.FreshDataConfig,
     "collapse.zipf": zipf.ZipfConfig,
     "collapse.ngram": ngram.NgramConfig,
+    "collapse.tiny_gpt": gpt.GptCollapseConfig,
+    "collapse.vae": vae.VaeConfig,
     "games.alphazero": alphazero.AlphaZeroConfig,
     "reasoning.star": star.StarConfig,
     "reasoning.synthesis": synthesis.SynthesisConfig,
@@ -72,6 +86,10 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
             return zipf.build_arms(config)
         case ngram.NgramConfig():
             return ngram.build_arms(config)
+        case gpt.GptCollapseConfig():
+            return gpt.build_arms(config)
+        case vae.VaeConfig():
+            return vae.build_arms(config)
         case alphazero.AlphaZeroConfig():
             return alphazero.build_arms(config)
         case star.StarConfig():
@@ -176,7 +194,11 @@ def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
         case zipf.ZipfConfig():
             return claims.zipf_claims(config, table)
         case ngram.NgramConfig():
-            return []
+            return claims.text_claims(config.arms, table, "nats per word")
+        case gpt.GptCollapseConfig():
+            return claims.text_claims(config.arms, table, "nats per character")
+        case vae.VaeConfig():
+            return claims.vae_claims(config, table)
         case alphazero.AlphaZeroConfig():
             return games_claims.alphazero_claims(config, table)
         case star.StarConfig():

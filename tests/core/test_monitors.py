@@ -69,3 +69,14 @@ def test_histogram_probs_sum_to_one_and_clip_the_tails() -> None:
     edges = np.array([-np.inf, -1.0, 0.0, 1.0, np.inf])
     probs = monitors.histogram_probs(np.array([[-5.0, -0.5, 0.5, 9.0]]), edges)
     assert probs.tolist() == [[0.25, 0.25, 0.25, 0.25]]
+
+
+def test_density_and_coverage_match_the_reference_implementation() -> None:
+    prdc = pytest.importorskip("prdc")  # Naeem et al.'s own code, installed with the dev extra
+    rng = np.random.default_rng(3)
+    real = rng.standard_normal((1, 300, 6))
+    fake = 0.6 * rng.standard_normal((1, 250, 6)) + 0.3
+    density, coverage = monitors.density_coverage(real, fake, k=5)
+    expected = prdc.compute_prdc(real_features=real[0], fake_features=fake[0], nearest_k=5)
+    assert density[0] == pytest.approx(expected["density"], rel=1e-9)
+    assert coverage[0] == pytest.approx(expected["coverage"], rel=1e-9)

@@ -74,7 +74,10 @@ class GaussianFamily:
         z = self.draw_real(model.mean.shape[0], num, rng)
         return model.mean[:, None, :] + z @ np.swapaxes(chol, 1, 2)
 
-    def fit(self, batches: Sequence[Batch], incumbent: GaussianND | None) -> GaussianND:
+    def fit(
+        self, batches: Sequence[Batch], incumbent: GaussianND | None, rng: np.random.Generator
+    ) -> GaussianND:
+        del rng  # the fit is deterministic
         del incumbent
         data = np.concatenate([b.data for b in batches], axis=1)  # [S, N, d]
         mean = data.mean(axis=1)

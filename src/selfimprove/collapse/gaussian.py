@@ -67,7 +67,10 @@ class Gaussian1D:
         noise = rng.standard_normal((model.mean.shape[0], num, 1), dtype=np.float32)
         return model.mean[:, None, None] + np.sqrt(temperature) * model.std[:, None, None] * noise
 
-    def fit(self, batches: Sequence[Batch], incumbent: GaussianModel | None) -> GaussianModel:
+    def fit(
+        self, batches: Sequence[Batch], incumbent: GaussianModel | None, rng: np.random.Generator
+    ) -> GaussianModel:
+        del rng  # the fit is deterministic
         del incumbent
         count, mean, m2 = pooled_moments(batches)
         ddof = 1 if self.fit_kind == "unbiased" else 0

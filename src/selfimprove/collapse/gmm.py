@@ -78,7 +78,10 @@ class Gmm2D:
         x1 = picked_chol[..., 1, 0] * z[..., 0] + picked_chol[..., 1, 1] * z[..., 1]
         return picked_mean + np.stack([x0, x1], axis=-1)
 
-    def fit(self, batches: Sequence[Batch], incumbent: Mixture | None) -> Mixture:
+    def fit(
+        self, batches: Sequence[Batch], incumbent: Mixture | None, rng: np.random.Generator
+    ) -> Mixture:
+        del rng  # the fit is deterministic
         data = (
             concat(batches, Provenance("synthetic", 0, "pool")).data
             if len(batches) > 1

@@ -163,7 +163,10 @@ class ShakespeareWords:
         docs = Sampler.of(model, temperature, self.top_p).sample(num, self.train.shape[1], rng)
         return docs[None]
 
-    def fit(self, batches: Sequence[Batch], incumbent: Bigram | None) -> Bigram:
+    def fit(
+        self, batches: Sequence[Batch], incumbent: Bigram | None, rng: np.random.Generator
+    ) -> Bigram:
+        del rng  # the fit is deterministic
         del incumbent
         documents = np.concatenate([b.data[0] for b in batches], axis=0)
         return count_bigrams(documents, self.vocabulary)

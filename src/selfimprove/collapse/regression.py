@@ -65,7 +65,10 @@ class LinearRegression:
         y = np.einsum("snd,sd->sn", x, model.weights) + noise
         return np.concatenate([x, y[..., None]], axis=2)
 
-    def fit(self, batches: Sequence[Batch], incumbent: LinearModel | None) -> LinearModel:
+    def fit(
+        self, batches: Sequence[Batch], incumbent: LinearModel | None, rng: np.random.Generator
+    ) -> LinearModel:
+        del rng  # the fit is deterministic
         del incumbent
         gram = sum(_normal_equations(b)[0] for b in batches)  # [S, d, d]
         moment = sum(_normal_equations(b)[1] for b in batches)  # [S, d, 1]

@@ -70,8 +70,9 @@ class Family(Protocol[M]):
         """Samples from `model` at `temperature`, `[S, num, ...]`."""
         ...
 
-    def fit(self, batches: Sequence[Batch], incumbent: M | None) -> M:
-        """A new model fitted on all samples of `batches` (warm-started from `incumbent`)."""
+    def fit(self, batches: Sequence[Batch], incumbent: M | None, rng: np.random.Generator) -> M:
+        """A new model fitted on all samples of `batches` (warm-started from `incumbent`;
+        `rng` for fits that draw, such as a network's initialization and minibatches)."""
         ...
 
 
@@ -89,7 +90,7 @@ class FitReal(Generic[M]):
 
     def __call__(self, rng: np.random.Generator) -> tuple[M, Kept]:
         kept = (real_batch(self.family.draw_real(self.num_seeds, self.budget, rng), 0),)
-        return self.family.fit(kept, None), kept
+        return self.family.fit(kept, None, rng), kept
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,9 @@ class FitKept(Generic[M]):
     budget: int
 
     def __call__(self, incumbent: M, kept: Kept, rng: np.random.Generator) -> M:
-        return self.family.fit(training_batches(self.policy, kept, self.budget, rng), incumbent)
+        return self.family.fit(
+            training_batches(self.policy, kept, self.budget, rng), incumbent, rng
+        )
 
 
 def policy_pipeline(

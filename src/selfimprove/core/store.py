@@ -268,6 +268,12 @@ class RunStore:
             table.setdefault(generation, {})[key] = math.nan if value is None else float(value)
         return table
 
+    def exhibit_names(self, arm: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT DISTINCT name FROM exhibits WHERE arm = ? ORDER BY name", (arm,)
+        )
+        return [row[0] for row in rows]
+
     def exhibits(self, arm: str, name: str) -> dict[int, Any]:
         """generation -> the exhibit `name` of one arm (sample text, an image grid, ...)."""
         rows = self._db.execute(

@@ -74,7 +74,8 @@ class Corpus:
         for k in range(1, n):
             codes = (codes << _BITS) | self.ids[k : k + size]
         same_doc = self.doc[:size] == self.doc[n - 1 : n - 1 + size]
-        return codes[same_doc]
+        picked: np.ndarray = codes[same_doc]
+        return picked
 
     def distinct(self, n: int) -> float:
         """Distinct n-grams over all n-grams (distinct-n, Li et al. 2016)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore
+from selfimprove.reports.exhibits import exhibits_section
 from selfimprove.reports.plots import Series, families, plot_family, plot_metric, plottable_keys
 
 _AGAINST_TIME = ("pons/", "ladder/", "eval/in_play")
@@ -63,6 +64,7 @@ def run_section(store: RunStore, claims: Sequence[Claim] = (), heading: str | No
                 f'<img alt="{html.escape(key)} (time)" src="data:image/png;base64,{data}">'
             )
         parts.append("</div>")
+    parts.append(exhibits_section(store))
     parts.append(_events_table(store))
     parts.append(_provenance_table(store, arms))
     config = json.dumps(info.config, indent=2)

@@ -1,0 +1,231 @@
+"""E8: a tiny GPT trained from scratch, generation after generation, on its own Shakespeare.
+
+Generation 0 trains a character-level tiny GPT (`models.tiny_gpt`) on real documents of
+the training plays; each later generation samples a synthetic corpus the size of the
+training set from the incumbent (from a start token, at the arm's temperature and top-p,
+with the key/value cache), the data policy decides what the next model sees, and the next
+model is trained from fresh random weights for the same number of steps (Shumailov et al.;
+Gerstgrasser et al. for accumulate).
+
+Metric keys: `eval/test_nll` (nats per character on the held-out plays), `eval/train_nll`
+(on real training documents), `monitor/*` (the generated corpus, see `collapse.text`), and
+`monitor/gen0_nll_*` (quantiles of each generated document's nats per character under the
+generation-0 model: the perplexity histogram, whose values are kept as an exhibit).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from selfimprove.collapse.study import PolicyArm, policy_pipeline
+from selfimprove.collapse.text import RealText, TextSplit, spread_windows
+from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.engine import Arm
+from selfimprove.core.records import Batch, Evaluation
+from selfimprove.core.text_monitors import words
+from selfimprove.data import shakespeare
+from selfimprove.models.tiny_gpt import (
+    EOS,
+    CharTokenizer,
+    Example,
+    GptSpec,
+    LmModel,
+    LmTrainConfig,
+    SamplingConfig,
+    initial_lm,
+    sample,
+    sample_without_cache,
+    train_lm,
+)
+
+ALPHABET = "\n" + "".join(c for c in string.printable if c.isprintable())
+"""Newline and the 95 printable ASCII characters: every character of the cleaned plays."""
+START = EOS  # each document is generated from the end-of-text token, as GPT-2 does
+
+_GENERATION_ZERO: dict[tuple[str | bytes, ...], tuple[LmModel, Mapping[str, Any]]] = {}
+"""The newest generation-0 model, keyed by its data, random state and settings: every arm
+of a run starts from the same real data and seed, so the first arm's model serves them all
+(a pure function's memo; a resumed run recomputes it)."""
+
+
+class GptShape(ConfigModel):
+    """The tiny GPT of every generation (documents are `context - 1` characters)."""
+
+    context: int = Field(128, ge=8, description="start token + characters per document")
+    layers: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    width: int = Field(128, ge=8)
+
+    def spec(self) -> GptSpec:
+        return GptSpec(
+            vocab_size=len(ALPHABET) + 2,
+            context=self.context,
+            layers=self.layers,
+            heads=self.heads,
+            width=self.width,
+        )
+
+
+class GptCollapseConfig(LoopConfig):
+    """E8: a tiny GPT trained from scratch on its own samples under data policies."""
+
+    kind: Literal["collapse.tiny_gpt"] = "collapse.tiny_gpt"
+    arms: tuple[PolicyArm, ...] = Field((PolicyArm(),), min_length=1)
+    text: TextSplit = Field(TextSplit(), description="plays trained on and held out")
+    model: GptShape = Field(GptShape(), description="the network, the same every generation")
+    train_documents: int = Field(800, ge=2, description="documents in the training set")
+    test_documents: int = Field(400, ge=1, description="held-out documents scored")
+    steps: int = Field(600, ge=1, description="optimizer steps per generation (from scratch)")
+    training: LmTrainConfig = Field(
+        LmTrainConfig(batch_size=16, learning_rate=2e-3, warmup_steps=30),
+        description="optimizer settings",
+    )
+    sample_batch: int = Field(400, ge=1, description="documents sampled in one batch")
+    kv_cache: bool = Field(True, description="sample with the key/value cache (False: benchmarks)")
+    checkpoint_every: int = Field(1, ge=0, description="snapshot every N generations")
+
+
+@dataclass(frozen=True)
+class GptModel:
+    """A generation's network and the generation-0 network its samples are scored under."""
+
+    lm: LmModel
+    reference: LmModel
+
+
+@dataclass(frozen=True)
+class ShakespeareChars:
+    """Real documents as character ids `[N, L]`, and the family's fit and sample (S = 1)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    real: RealText
+    config: GptCollapseConfig
+    top_p: float
+
+    @property
+    def tokenizer(self) -> CharTokenizer:
+        return CharTokenizer(ALPHABET)
+
+    def draw_real(self, num_seeds: int, num: int, rng: np.random.Generator) -> np.ndarray:
+        chosen = rng.permutation(self.train.shape[0])[:num]
+        return np.broadcast_to(self.train[chosen], (num_seeds, num, self.train.shape[1]))
+
+    def sample(
+        self, model: GptModel, num: int, temperature: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """`[1, num, L]` documents; the rare pad / end token a model may emit becomes a space
+        (no document ever contains one, so a model learns to give them almost no mass)."""
+        draw = sample if self.config.kv_cache else sample_without_cache
+        length = self.train.shape[1]
+        settings = SamplingConfig(length, temperature, self.top_p, stop_at_end=False)
+        net = model.lm.module()
+        rows: list[list[int]] = []
+        for start in range(0, num, self.config.sample_batch):
+            count = min(self.config.sample_batch, num - start)
+            rows.extend(draw(net, [[START]] * count, settings, rng))
+        docs = np.array(rows, dtype=np.int64)
+        docs[docs < 2] = self.tokenizer.encode(" ")[0]
+        return docs[None]
+
+    def fit(
+        self, batches: Sequence[Batch], incumbent: GptModel | None, rng: np.random.Generator
+    ) -> GptModel:
+        documents = np.concatenate([b.data[0] for b in batches], axis=0)
+        if incumbent is None:  # generation 0: the same for every arm of a run, trained once
+            key = (
+                documents.tobytes(),
+                repr(rng.bit_generator.state),
+                self.config.model_dump_json(exclude={"arms"}),
+            )
+            if key not in _GENERATION_ZERO:
+                lm = self._train(documents, rng)
+                _GENERATION_ZERO.clear()
+                _GENERATION_ZERO[key] = (lm, rng.bit_generator.state)
+            lm, state = _GENERATION_ZERO[key]
+            rng.bit_generator.state = state  # as if trained here
+            return GptModel(lm, lm)
+        return GptModel(self._train(documents, rng), incumbent.reference)
+
+    def _train(self, documents: np.ndarray, rng: np.random.Generator) -> LmModel:
+        examples = [Example((START,), tuple(doc.tolist())) for doc in documents]
+        fresh = initial_lm(self.config.model.spec(), rng)
+        lm, _ = train_lm(fresh, examples, self.config.steps, self.config.training, rng)
+        return lm
+
+    def text(self, document: np.ndarray) -> str:
+        return self.tokenizer.decode(document.tolist())
+
+
+@torch.inference_mode()
+def document_nll(lm: LmModel, documents: np.ndarray, batch: int = 200) -> np.ndarray:
+    """Each document's mean negative log-likelihood per character (nats), given the start
+    token. `[N, L] -> [N]`."""
+    net = lm.module()
+    out = []
+    for start in range(0, documents.shape[0], batch):
+        chunk = torch.as_tensor(documents[start : start + batch], dtype=torch.long)
+        inputs = torch.cat([torch.full((chunk.shape[0], 1), START), chunk[:, :-1]], dim=1)
+        logp = torch.log_softmax(net(inputs), dim=-1)
+        out.append(-logp.gather(-1, chunk[..., None])[..., 0].mean(dim=1))
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+@dataclass(frozen=True)
+class EvaluateGpt:
+    family: ShakespeareChars
+    temperature: float
+    budget: int
+
+    def __call__(self, model: GptModel, generation: int, rng: np.random.Generator) -> Evaluation:
+        del generation
+        docs = self.family.sample(model, self.budget, self.temperature, rng)[0]
+        texts = [self.family.text(doc) for doc in docs]
+        under_gen0 = document_nll(model.reference, docs)
+        q10, q50, q90 = np.percentile(under_gen0, [10, 50, 90])
+        real_docs = self.family.train[:: max(1, self.family.train.shape[0] // 200)]
+        metrics = {
+            "eval/test_nll": float(document_nll(model.lm, self.family.test).mean()),
+            "eval/train_nll": float(document_nll(model.lm, real_docs).mean()),
+            "monitor/gen0_nll_q10": float(q10),
+            "monitor/gen0_nll_median": float(q50),
+            "monitor/gen0_nll_q90": float(q90),
+        } | self.family.real.metrics([words(t) for t in texts], "\n".join(texts))
+        exhibits = {
+            "samples": texts[:4],
+            "gen0_nll": [round(float(v), 4) for v in under_gen0],
+        }
+        return Evaluation(metrics, exhibits)
+
+
+def shakespeare_chars(config: GptCollapseConfig, top_p: float) -> ShakespeareChars:
+    """Training documents spread evenly over the training plays; test documents likewise."""
+    tokenizer = CharTokenizer(ALPHABET)
+    length = config.model.context - 1
+
+    def documents(plays: Sequence[str], count: int) -> np.ndarray:
+        ids = np.array(tokenizer.encode(shakespeare.corpus(list(plays))), dtype=np.int64)
+        return spread_windows(ids, length, count)
+
+    train = documents(config.text.training_plays(), config.train_documents)
+    test = documents(config.text.test_plays, config.test_documents)
+    texts = [tokenizer.decode(doc.tolist()) for doc in train]
+    real = RealText.of([words(t) for t in texts], config.text)
+    return ShakespeareChars(train, test, real, config, top_p)
+
+
+def build_arms(config: GptCollapseConfig) -> list[Arm]:
+    arms = []
+    for arm in config.arms:
+        family = shakespeare_chars(config, arm.policy.top_p)
+        budget = family.train.shape[0]
+        evaluate = EvaluateGpt(family, arm.policy.temperature, budget)
+        arms.append(Arm(arm.label(), policy_pipeline(family, arm.policy, 1, budget, evaluate)))
+    return arms
