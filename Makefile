@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_collapse.py
 	$(PY) benchmarks/bench_mcts.py
 	$(PY) benchmarks/bench_tiny_gpt.py
+	$(PY) benchmarks/bench_collapse_text.py
 
 check: lint typecheck test
 

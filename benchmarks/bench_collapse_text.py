@@ -27,7 +27,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "configs" / "collapse" / "tiny_gp
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--documents", type=int, default=200, help="documents per corpus")
+    parser.add_argument("--documents", type=int, default=100, help="documents per corpus")
     parser.add_argument("--steps", type=int, default=100, help="training steps per generation")
     args = parser.parse_args()
     base = [

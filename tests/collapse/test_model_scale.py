@@ -84,7 +84,7 @@ def test_vae_collapse_shrinks_under_replace_and_draws_sample_grids(tmp_path: Pat
     assert replace[2]["collapse/latent_spread"] < 0.95 * replace[0]["collapse/latent_spread"]
     assert replace[2]["monitor/recall"] < replace[0]["monitor/recall"]
     assert accumulate[2]["collapse/latent_spread"] > replace[2]["collapse/latent_spread"]
-    shares = [replace[2][f"class/digit_{d}_share"] for d in range(10)]
+    shares = [replace[2][f"class/share_of_digit_{d}"] for d in range(10)]
     assert sum(shares) == pytest.approx(1.0)
     store = RunStore.open(run.run_dir)
     grids = store.exhibits("replace", "grid")

@@ -10,7 +10,7 @@ Monitors, on images sampled from each generation's VAE: `collapse/latent_spread`
 variance of the generation-0 encoder's means: the spread the paper's runs report),
 k-NN precision / recall and density / coverage against 1,000 held-out real digits in the
 feature space of a classifier trained once on real data, and the share of each digit the
-classifier sees (`class/digit_<d>_share`: does the rare digit vanish first?).
+classifier sees (`class/share_of_digit_<d>`: does the rare digit vanish first?).
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ class EvaluateVae:
             "monitor/density": float(density[0]),
             "monitor/coverage": float(coverage[0]),
             "monitor/class_entropy": float(-(nonzero * np.log(nonzero)).sum()),
-        } | {f"class/digit_{d}_share": float(shares[d]) for d in range(10)}
+        } | {f"class/share_of_digit_{d}": float(shares[d]) for d in range(10)}
         return Evaluation(metrics, {"grid": grid_exhibit(images[:40])})
 
 

@@ -152,17 +152,19 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-_MEMBER = re.compile(r"^(?P<head>.+)_(?P<n>\d+)_(?P<tail>[a-z]+)$")
+_MEMBER = re.compile(r"^(?P<head>.+)_(?P<n>\d+)(?:_(?P<tail>[a-z]+))?$")
 
 
 def families(keys: Sequence[str]) -> dict[str, list[tuple[int, str]]]:
-    """Keys that differ only by a number (`eval/accuracy_3_digits`): family name -> sorted
-    (number, key). Only families of three or more."""
+    """Keys that differ only by a number (`eval/accuracy_3_digits`, `class/share_of_digit_3`):
+    family name (`eval/accuracy_N_digits`, `class/share_of_digit_N`) -> sorted (number, key).
+    Only families of three or more."""
     found: dict[str, list[tuple[int, str]]] = {}
     for key in keys:
         match = _MEMBER.match(key)
         if match:
-            name = f"{match['head']}_N_{match['tail']}"
+            tail = f"_{match['tail']}" if match["tail"] else ""
+            name = f"{match['head']}_N{tail}"
             found.setdefault(name, []).append((int(match["n"]), key))
     return {name: sorted(members) for name, members in found.items() if len(members) >= 3}
 
@@ -184,9 +186,12 @@ def plot_family(arms: dict[str, Series], name: str, members: list[tuple[int, str
         ax.set_title(arm, fontsize=10)
         ax.set_xlabel("generation")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(name.replace("_N_", " per "))
-    axes[0][-1].legend(fontsize=7, title=name.rsplit("_", 1)[-1], loc="best")
-    figure.suptitle(name.replace("_N_", " by ").replace("_", " "), fontsize=11)
+    head, _, tail = name.partition("_N")
+    unit = tail.lstrip("_") or head.rsplit("_", 1)[-1]  # what N counts
+    axes[0][0].set_ylabel(f"{head} per {tail.lstrip('_')}" if tail else head)
+    axes[0][-1].legend(fontsize=7, title=unit, loc="best")
+    title = f"{head} by {tail.lstrip('_')}" if tail else head
+    figure.suptitle(title.replace("_", " "), fontsize=11)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
