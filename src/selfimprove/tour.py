@@ -1,7 +1,8 @@
 """The tour: run each study of `configs/tour.yaml` and write one page of the chapter's claims.
 
 A tour file lists studies, each a config path (relative to the tour file), a title, and the
-`quick` overrides that `--quick` applies.
+`quick` overrides that `--quick` applies; a study marked `full_only` (one whose effect needs
+its full settings to show) is left out of a quick tour, and the page says so.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class TourStudy(ConfigModel):
     title: str = Field(description="section heading")
     config: Path = Field(description="recipe, relative to the tour file")
     quick: tuple[str, ...] = Field((), description="overrides applied with --quick")
+    full_only: bool = Field(False, description="left out of --quick (needs its full settings)")
 
 
 class TourConfig(ConfigModel):
@@ -35,12 +37,13 @@ def run_tour(
 ) -> tuple[Path, list[tuple[str, list[Claim]]]]:
     """Run every study; returns the tour page's path and each study's claims."""
     tour = validate(TourConfig, read_yaml(tour_file), str(tour_file))
+    studies = [s for s in tour.studies if not (quick and s.full_only)]
     configs = [
         load_config(tour_file.parent / study.config, list(study.quick) if quick else [])
-        for study in tour.studies
+        for study in studies
     ]  # validate every recipe before running any
     sections, results = [], []
-    for study, config in zip(tour.studies, configs, strict=True):
+    for study, config in zip(studies, configs, strict=True):
         result = start_run(config, runs_dir, progress)
         store = RunStore.open(result.run_dir)
         try:
@@ -53,6 +56,13 @@ def run_tour(
     total = sum(len(cs) for _, cs in results)
     mode = "quick settings" if quick else "full settings"
     intro = f"<p>{tour.intro}</p><p><b>{held} of {total} claims hold</b> ({mode}, {now()}).</p>"
+    skipped = [s.title for s in tour.studies if s not in studies]
+    if skipped:
+        intro += (
+            "<p>Left out of the quick tour (they need their full settings): "
+            + "; ".join(skipped)
+            + ". Run <code>selfimprove tour</code> for them.</p>"
+        )
     stamp = now().replace(":", "").replace("-", "")
     path = write_page(runs_dir / f"tour-{stamp}.html", tour.title, sections, intro)
     return path, results

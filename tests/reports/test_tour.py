@@ -16,6 +16,9 @@ studies:
   - title: "E6 small"
     config: {CONFIGS / "collapse/zipf.yaml"}
     quick: [num_seeds=8, generations=6]
+  - title: "E1 in full only"
+    config: {CONFIGS / "collapse/gaussian.yaml"}
+    full_only: true
 """
     )
     page, results = run_tour(tour, tmp_path / "runs", quick=True)
@@ -25,3 +28,4 @@ studies:
     held = sum(c.holds for _, cs in results for c in cs)
     assert f"{held} of {sum(len(cs) for _, cs in results)} claims hold" in text
     assert text.count("<h2>") == 2 and "quick settings" in text
+    assert "Left out of the quick tour (they need their full settings): E1 in full only" in text

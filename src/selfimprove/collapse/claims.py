@@ -362,7 +362,8 @@ def vae_claims(config: vae.VaeConfig, table: Table) -> list[Claim]:
             if config.rare_digit is not None:
                 last = series[sorted(series)[n]]  # the same window: once all vanish, all tie
                 ratios = {
-                    d: last[f"class/share_of_digit_{d}"] / max(first[f"class/share_of_digit_{d}"], 1e-9)
+                    d: last[f"class/share_of_digit_{d}"]
+                    / max(first[f"class/share_of_digit_{d}"], 1e-9)
                     for d in range(10)
                 }
                 worst = min(ratios, key=lambda d: ratios[d])
