@@ -48,4 +48,6 @@ def test_numbered_metrics_form_a_family_drawn_per_arm() -> None:
     assert png.startswith(b"\x89PNG")
     # a number at the end names a family too
     shares = families([f"class/share_of_digit_{d}" for d in range(10)])
-    assert list(shares) == ["class/share_of_digit_N"] and shares["class/share_of_digit_N"][9][0] == 9
+    assert (
+        list(shares) == ["class/share_of_digit_N"] and shares["class/share_of_digit_N"][9][0] == 9
+    )
