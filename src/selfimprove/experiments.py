@@ -24,6 +24,8 @@ from selfimprove.core.config import ConfigError, apply_overrides, read_yaml, val
 from selfimprove.core.engine import Arm, Engine, Progress
 from selfimprove.core.records import Claim
 from selfimprove.core.store import RunInfo, RunStore
+from selfimprove.distill import claims as distill_claims
+from selfimprove.distill import distill
 from selfimprove.games import alphazero
 from selfimprove.games import claims as games_claims
 from selfimprove.reasoning import claims as reasoning_claims
@@ -38,6 +40,7 @@ ExperimentConfig = (
     | ngram.NgramConfig
     | gpt.GptCollapseConfig
     | vae.VaeConfig
+    | distill.ClassifierKdConfig
     | alphazero.AlphaZeroConfig
     | star.StarConfig
     | synthesis.SynthesisConfig
@@ -52,6 +55,7 @@ KINDS: dict[str, type[ExperimentConfig]] = {
     "collapse.ngram": ngram.NgramConfig,
     "collapse.tiny_gpt": gpt.GptCollapseConfig,
     "collapse.vae": vae.VaeConfig,
+    "distill.classifier": distill.ClassifierKdConfig,
     "games.alphazero": alphazero.AlphaZeroConfig,
     "reasoning.star": star.StarConfig,
     "reasoning.synthesis": synthesis.SynthesisConfig,
@@ -90,6 +94,8 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
             return gpt.build_arms(config)
         case vae.VaeConfig():
             return vae.build_arms(config)
+        case distill.ClassifierKdConfig():
+            return distill.build_arms(config)
         case alphazero.AlphaZeroConfig():
             return alphazero.build_arms(config)
         case star.StarConfig():
@@ -199,6 +205,8 @@ def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
             return claims.text_claims(config.arms, table, "nats per character")
         case vae.VaeConfig():
             return claims.vae_claims(config, table)
+        case distill.ClassifierKdConfig():
+            return distill_claims.classifier_claims(config, table)
         case alphazero.AlphaZeroConfig():
             return games_claims.alphazero_claims(config, table)
         case star.StarConfig():

@@ -1,0 +1,1 @@
+"""Knowledge distillation: soft labels vs hard labels, temperature, token-level KD."""
