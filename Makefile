@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_mcts.py
 	$(PY) benchmarks/bench_tiny_gpt.py
 	$(PY) benchmarks/bench_collapse_text.py
+	$(PY) benchmarks/bench_distill.py
 
 check: lint typecheck test
 

@@ -25,7 +25,7 @@ from selfimprove.core.engine import Arm, Engine, Progress
 from selfimprove.core.records import Claim
 from selfimprove.core.store import RunInfo, RunStore
 from selfimprove.distill import claims as distill_claims
-from selfimprove.distill import distill
+from selfimprove.distill import distill, lm
 from selfimprove.games import alphazero
 from selfimprove.games import claims as games_claims
 from selfimprove.reasoning import claims as reasoning_claims
@@ -41,6 +41,7 @@ ExperimentConfig = (
     | gpt.GptCollapseConfig
     | vae.VaeConfig
     | distill.ClassifierKdConfig
+    | lm.LmKdConfig
     | alphazero.AlphaZeroConfig
     | star.StarConfig
     | synthesis.SynthesisConfig
@@ -56,6 +57,7 @@ KINDS: dict[str, type[ExperimentConfig]] = {
     "collapse.tiny_gpt": gpt.GptCollapseConfig,
     "collapse.vae": vae.VaeConfig,
     "distill.classifier": distill.ClassifierKdConfig,
+    "distill.lm": lm.LmKdConfig,
     "games.alphazero": alphazero.AlphaZeroConfig,
     "reasoning.star": star.StarConfig,
     "reasoning.synthesis": synthesis.SynthesisConfig,
@@ -96,6 +98,8 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
             return vae.build_arms(config)
         case distill.ClassifierKdConfig():
             return distill.build_arms(config)
+        case lm.LmKdConfig():
+            return lm.build_arms(config)
         case alphazero.AlphaZeroConfig():
             return alphazero.build_arms(config)
         case star.StarConfig():
@@ -207,6 +211,8 @@ def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
             return claims.vae_claims(config, table)
         case distill.ClassifierKdConfig():
             return distill_claims.classifier_claims(config, table)
+        case lm.LmKdConfig():
+            return distill_claims.lm_claims(table)
         case alphazero.AlphaZeroConfig():
             return games_claims.alphazero_claims(config, table)
         case star.StarConfig():

@@ -15,7 +15,6 @@ generation-0 model: the perplexity histogram, whose values are kept as an exhibi
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +30,7 @@ from selfimprove.core.engine import Arm
 from selfimprove.core.records import Batch, Evaluation
 from selfimprove.core.text_monitors import words
 from selfimprove.data import shakespeare
+from selfimprove.data.shakespeare import ALPHABET
 from selfimprove.models.tiny_gpt import (
     EOS,
     CharTokenizer,
@@ -45,8 +45,6 @@ from selfimprove.models.tiny_gpt import (
     train_lm,
 )
 
-ALPHABET = "\n" + "".join(c for c in string.printable if c.isprintable())
-"""Newline and the 95 printable ASCII characters: every character of the cleaned plays."""
 START = EOS  # each document is generated from the end-of-text token, as GPT-2 does
 
 _GENERATION_ZERO: dict[tuple[str | bytes, ...], tuple[LmModel, Mapping[str, Any]]] = {}

@@ -18,6 +18,9 @@ from selfimprove.core.config import ConfigModel
 from selfimprove.core.records import Metrics
 from selfimprove.core.text_monitors import WordIndex
 from selfimprove.data import shakespeare
+from selfimprove.data.shakespeare import spread_windows
+
+__all__ = ["RealText", "TextSplit", "spread_windows"]
 
 
 class TextSplit(ConfigModel):
@@ -51,18 +54,6 @@ class TextSplit(ConfigModel):
         if self.train_plays is not None:
             return list(self.train_plays)
         return [name for name in shakespeare.play_names() if name not in self.test_plays]
-
-
-def spread_windows(items: np.ndarray, length: int, count: int | None) -> np.ndarray:
-    """`count` windows of `length` items, evenly spread over `items` without overlap (all the
-    non-overlapping windows when `count` is None or larger). `-> [count, length]`."""
-    available = items.size // length
-    if available == 0:
-        raise ValueError(f"the text is shorter than one window of {length}")
-    windows = items[: available * length].reshape(available, length)
-    if count is None or count >= available:
-        return windows
-    return windows[np.linspace(0, available - 1, count).round().astype(int)]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+import string
 from pathlib import Path
+
+import numpy as np
+
+ALPHABET = "\n" + "".join(c for c in string.printable if c.isprintable())
+"""Newline and the 95 printable ASCII characters: every character of the cleaned plays."""
 
 _DIRECTION = re.compile(r"_[^_]*_", re.DOTALL)
 _SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
@@ -67,3 +73,16 @@ def clean(markdown: str) -> str:
 def corpus(names: list[str] | tuple[str, ...]) -> str:
     """The plays' texts, one after the other."""
     return "".join(play_text(name) for name in names)
+
+
+def spread_windows(items: np.ndarray, length: int, count: int | None) -> np.ndarray:
+    """`count` windows of `length` items, evenly spread over `items` without overlap (all the
+    non-overlapping windows when `count` is None or larger). `-> [count, length]`."""
+    available = items.size // length
+    if available == 0:
+        raise ValueError(f"the text is shorter than one window of {length}")
+    windows = items[: available * length].reshape(available, length)
+    if count is None or count >= available:
+        return windows
+    picked: np.ndarray = windows[np.linspace(0, available - 1, count).round().astype(int)]
+    return picked

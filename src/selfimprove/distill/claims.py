@@ -44,4 +44,41 @@ def classifier_claims(config: ClassifierKdConfig, table: Table) -> list[Claim]:
                 m["eval/unseen_class_corrected_mean"] >= 0.9,
             )
         )
+    for arm in config.arms if config.generations else ():
+        series = table[arm.label()]
+        accuracy = [series[g]["eval/accuracy_mean"] for g in sorted(series)]
+        trace = " -> ".join(f"{a:.3f}" for a in accuracy)
+        claims.append(
+            Claim(
+                f"{config.dataset}: {arm.label()}: distillation is lossy: each student trained "
+                f"only on its predecessor's outputs ends below generation 0 after "
+                f"{len(accuracy) - 1} generations",
+                f"{trace} (teacher {series[0]['eval/teacher_accuracy']:.3f})",
+                accuracy[-1] < accuracy[0],
+            )
+        )
+    return claims
+
+
+def lm_claims(table: Table) -> list[Claim]:
+    """Token-level KD: does a distilled student beat the same student trained on the data
+    alone, and how close does it come to its teacher?"""
+    first = {arm: series[0] for arm, series in table.items()}
+    if "data" not in first:
+        return []
+    data = first["data"]["eval/test_nll"]
+    claims = []
+    for arm, m in first.items():
+        if arm == "data":
+            continue
+        gap = m["eval/teacher_test_nll"]
+        claims.append(
+            Claim(
+                f"{arm}: the distilled student beats the same student trained on the data alone "
+                "(held-out nats per character)",
+                f"{m['eval/test_nll']:.3f} vs {data:.3f} (teacher {gap:.3f}, "
+                f"{m['model/parameters']:.0f} vs {m['model/teacher_parameters']:.0f} parameters)",
+                m["eval/test_nll"] < data,
+            )
+        )
     return claims

@@ -123,9 +123,12 @@ def train_mlp(
     temperature: float,
     training: Training,
     rng: np.random.Generator,
+    teacher: Mlp | None = None,
 ) -> Mlp:
     """A fresh MLP trained on `x` with `alpha * hard + (1 - alpha) * T^2 * soft` (hard
-    labels only when `teacher_logits` is None)."""
+    labels only when `teacher_logits` and `teacher` are None). `teacher_logits` are
+    precomputed for every row of `x`; `teacher` instead runs on each minibatch (the slower
+    way, kept for the benchmark and for teachers too large to precompute for)."""
     with torch.random.fork_rng():
         torch.manual_seed(int(rng.integers(2**62)))
         net = _network(widths)
@@ -135,15 +138,21 @@ def train_mlp(
     inputs = torch.as_tensor(x)
     labels = None if y is None else torch.as_tensor(y)
     targets = None if teacher_logits is None else torch.as_tensor(teacher_logits)
+    teacher_net = None if teacher is None else teacher.module()
     for _ in range(training.steps):
         index = torch.as_tensor(rng.integers(0, x.shape[0], min(training.batch_size, x.shape[0])))
         logits = net(inputs[index])
-        if targets is None:
+        if teacher_net is not None:
+            with torch.no_grad():
+                soft_targets = teacher_net(inputs[index])
+        else:
+            soft_targets = None if targets is None else targets[index]
+        if soft_targets is None:
             assert labels is not None
             loss = functional.cross_entropy(logits, labels[index])
         else:
             batch_labels = None if labels is None else labels[index]
-            loss = kd_loss(logits, targets[index], batch_labels, alpha, temperature)
+            loss = kd_loss(logits, soft_targets, batch_labels, alpha, temperature)
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()

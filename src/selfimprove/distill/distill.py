@@ -203,6 +203,10 @@ class EvaluateStudents:
             "timing/latency_ms": latency,
             "timing/throughput": throughput,
         }
+        if self.setup.arm.removed_class is None:  # the temperature sweep, per student size
+            metrics["sweep/group/student_width"] = float(self.setup.arm.hidden[0])
+            if self.setup.arm.labels == "soft":
+                metrics["sweep/x/temperature"] = self.setup.arm.temperature
         removed = self.setup.arm.removed_class
         if removed is not None:
             unseen = data.test_y == removed

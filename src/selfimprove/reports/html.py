@@ -12,7 +12,15 @@ from pathlib import Path
 from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore
 from selfimprove.reports.exhibits import exhibits_section
-from selfimprove.reports.plots import Series, families, plot_family, plot_metric, plottable_keys
+from selfimprove.reports.plots import (
+    Series,
+    families,
+    plot_family,
+    plot_metric,
+    plot_sweep,
+    plottable_keys,
+    sweep_keys,
+)
 
 _AGAINST_TIME = ("pons/", "ladder/", "eval/in_play")
 _STYLE = """
@@ -41,6 +49,13 @@ def run_section(store: RunStore, claims: Sequence[Claim] = (), heading: str | No
     if claims:
         parts.append(_claims_table(claims))
     parts.append(_final_table(arms, statuses))
+    sweep = sweep_keys(arms)
+    if sweep is not None:
+        for y_key in ("eval/accuracy_mean",):
+            png = base64.b64encode(plot_sweep(arms, *sweep, y_key)).decode()
+            parts.append(
+                f'<img alt="sweep {html.escape(sweep[0])}" src="data:image/png;base64,{png}">'
+            )
     for name, members in families(plottable_keys(arms)).items():
         png = base64.b64encode(plot_family(arms, name, members)).decode()
         parts.append(

@@ -33,7 +33,7 @@ def plottable_keys(arms: dict[str, Series]) -> list[str]:
     for series in arms.values():
         for metrics in series.values():
             keys.update(metrics)
-    hidden = ("analytic/", "axis/")
+    hidden = ("analytic/", "axis/", "sweep/")
     bounds = ("_q10", "_q90", "_low", "_high")  # drawn as bands around their metric
     shown = {k for k in keys if not k.startswith(hidden) and not k.endswith(bounds)}
     return sorted(shown, key=_display_order)
@@ -192,6 +192,71 @@ def plot_family(arms: dict[str, Series], name: str, members: list[tuple[int, str
     axes[0][-1].legend(fontsize=7, title=unit, loc="best")
     title = f"{head} by {tail.lstrip('_')}" if tail else head
     figure.suptitle(title.replace("_", " "), fontsize=11)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def sweep_keys(arms: dict[str, Series]) -> tuple[str, str] | None:
+    """`(sweep/x/<name>, sweep/group/<name>)` when generation 0 of some arm carries both: a
+    sweep of one setting (x) for several groups (say, temperature per student size)."""
+    for series in arms.values():
+        first = series.get(0, {})
+        xs = [k for k in first if k.startswith("sweep/x/")]
+        groups = [k for k in first if k.startswith("sweep/group/")]
+        if xs and groups:
+            return xs[0], groups[0]
+    return None
+
+
+def plot_sweep(arms: dict[str, Series], x_key: str, group_key: str, y_key: str) -> bytes:
+    """`y_key` at generation 0 against `x_key`, one line per group value (with its
+    `_low` / `_high` as error bars); arms without an x value (a baseline such as hard labels)
+    are dashed horizontal lines in their group's colour."""
+    points: dict[float, list[tuple[float, float, float, float]]] = {}
+    baselines: dict[float, list[float]] = {}
+    stem = y_key.removesuffix("_mean")
+    for series in arms.values():
+        m = series.get(0, {})
+        if group_key not in m or y_key not in m:
+            continue
+        if x_key in m:
+            low, high = m.get(f"{stem}_low", m[y_key]), m.get(f"{stem}_high", m[y_key])
+            points.setdefault(m[group_key], []).append((m[x_key], m[y_key], low, high))
+        else:
+            baselines.setdefault(m[group_key], []).append(m[y_key])
+    figure, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    groups = sorted(set(points) | set(baselines))
+    cmap = plt.get_cmap("viridis")
+    name = group_key.rsplit("/", 1)[-1]
+    for index, group in enumerate(groups):
+        color = cmap(index / max(len(groups) - 1, 1))
+        rows = sorted(points.get(group, []))
+        if rows:
+            xs, ys, lows, highs = zip(*rows, strict=True)
+            err = [
+                [y - lo for y, lo in zip(ys, lows, strict=True)],
+                [h - y for y, h in zip(ys, highs, strict=True)],
+            ]
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=err,
+                color=color,
+                marker="o",
+                ms=4,
+                capsize=3,
+                label=f"{name} {group:g}",
+            )
+        for value in baselines.get(group, []):
+            ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{name} {group:g}, baseline")
+    ax.set_xlabel(x_key.rsplit("/", 1)[-1])
+    ax.set_ylabel(y_key)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{y_key} against {x_key.rsplit('/', 1)[-1]}", fontsize=10)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -1,0 +1,269 @@
+"""Token-level distillation of a tiny GPT into a smaller one, on Shakespeare (characters).
+
+The teacher (trained once per run on the real training documents) and each student share
+one vocabulary. A student arm is trained from fresh weights with one loss:
+
+- `data`: cross-entropy on the real documents alone (the baseline);
+- `forward_kl` / `reverse_kl` / `jsd`: the generalized JSD of `kd.generalized_jsd` against
+  the teacher's next-token distributions (TRL's `beta`: 0, 1, or in between), on real
+  documents or, with probability `on_policy` per step, on documents the student itself
+  samples (GKD's lambda);
+- `seq_kd`: cross-entropy on documents the teacher samples (sequence-level KD).
+
+Every row carries held-out cross-entropy (nats per character on the test plays), the
+teacher's, the parameter count and the tokens/s of scoring on this machine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.records import Metrics
+from selfimprove.core.seeding import stage_rng
+from selfimprove.core.stages import no_verification
+from selfimprove.data import shakespeare
+from selfimprove.data.shakespeare import ALPHABET, spread_windows
+from selfimprove.distill.kd import generalized_jsd
+from selfimprove.models.tiny_gpt import (
+    EOS,
+    CharTokenizer,
+    Example,
+    GptSpec,
+    LmModel,
+    LmTrainConfig,
+    SamplingConfig,
+    initial_lm,
+    lr_schedule,
+    sample,
+    train_lm,
+)
+
+Loss = Literal["data", "forward_kl", "reverse_kl", "jsd", "seq_kd"]
+START = EOS
+
+
+class Shape(ConfigModel):
+    layers: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1)
+    width: int = Field(64, ge=8)
+
+    def spec(self, context: int) -> GptSpec:
+        return GptSpec(
+            vocab_size=len(ALPHABET) + 2,
+            context=context,
+            layers=self.layers,
+            heads=self.heads,
+            width=self.width,
+        )
+
+
+class LmStudentArm(ConfigModel):
+    name: str | None = None
+    loss: Loss = "forward_kl"
+    beta: float = Field(0.5, ge=0.0, le=1.0, description="for jsd (forward_kl: 0, reverse_kl: 1)")
+    on_policy: float = Field(0.0, ge=0.0, le=1.0, description="share of steps on own samples")
+
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        text = {"jsd": f"jsd(beta={self.beta:g})"}.get(self.loss, self.loss)
+        return text + (f", on-policy {self.on_policy:g}" if self.on_policy else "")
+
+    def beta_value(self) -> float:
+        return {"forward_kl": 0.0, "reverse_kl": 1.0}.get(self.loss, self.beta)
+
+
+class LmKdConfig(LoopConfig):
+    """Token-level KD: forward KL, reverse KL, JSD, on-policy, sequence-level, data only."""
+
+    kind: Literal["distill.lm"] = "distill.lm"
+    generations: int = Field(0, ge=0)
+    test_plays: tuple[str, ...] = ("macbeth", "the-tempest")
+    context: int = Field(128, ge=8, description="start token + characters per document")
+    train_documents: int = Field(1000, ge=2)
+    test_documents: int = Field(200, ge=1)
+    teacher: Shape = Shape(layers=4, width=128)
+    student: Shape = Shape()
+    teacher_steps: int = Field(600, ge=1)
+    student_steps: int = Field(400, ge=1)
+    training: LmTrainConfig = LmTrainConfig(batch_size=16, learning_rate=2e-3, warmup_steps=30)
+    arms: tuple[LmStudentArm, ...] = Field((LmStudentArm(),), min_length=1)
+    checkpoint_every: int = Field(0, ge=0)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    train: np.ndarray  # [N, L] character ids
+    test: np.ndarray
+
+
+def corpus(config: LmKdConfig) -> Corpus:
+    tokenizer = CharTokenizer(ALPHABET)
+    length = config.context - 1
+    train_plays = [p for p in shakespeare.play_names() if p not in config.test_plays]
+
+    def documents(plays: list[str], count: int) -> np.ndarray:
+        ids = np.array(tokenizer.encode(shakespeare.corpus(plays)), dtype=np.int64)
+        return spread_windows(ids, length, count)
+
+    return Corpus(
+        documents(train_plays, config.train_documents),
+        documents(list(config.test_plays), config.test_documents),
+    )
+
+
+def _inputs(documents: torch.Tensor) -> torch.Tensor:
+    return torch.cat([torch.full((documents.shape[0], 1), START), documents[:, :-1]], dim=1)
+
+
+@torch.inference_mode()
+def test_nll(lm: LmModel, documents: np.ndarray) -> tuple[float, float]:
+    """Held-out nats per character and scoring tokens/s (measured)."""
+    net = lm.module()
+    start = time.perf_counter()
+    total = 0.0
+    for chunk in np.array_split(documents, max(1, documents.shape[0] // 100)):
+        targets = torch.as_tensor(chunk)
+        logp = torch.log_softmax(net(_inputs(targets)), dim=-1)
+        total += float(-logp.gather(-1, targets[..., None]).sum())
+    seconds = time.perf_counter() - start
+    return total / documents.size, documents.size / max(seconds, 1e-9)
+
+
+def _documents_from(lm: LmModel, count: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    rows = sample(lm, [[START]] * count, SamplingConfig(length, 1.0, 1.0, stop_at_end=False), rng)
+    docs = np.array(rows, dtype=np.int64)
+    docs[docs < 2] = CharTokenizer(ALPHABET).encode(" ")[0]
+    return docs
+
+
+def distill_student(
+    config: LmKdConfig, arm: LmStudentArm, teacher: LmModel, data: Corpus, rng: np.random.Generator
+) -> LmModel:
+    fresh = initial_lm(config.student.spec(config.context), rng)
+    length = data.train.shape[1]
+    if arm.loss in ("data", "seq_kd"):
+        docs = (
+            data.train
+            if arm.loss == "data"
+            else _documents_from(teacher, data.train.shape[0], length, rng)
+        )
+        examples = [Example((START,), tuple(d.tolist())) for d in docs]
+        return train_lm(fresh, examples, config.student_steps, config.training, rng)[0]
+    net, teacher_net = fresh.module().train(), teacher.module()
+    optimizer = torch.optim.AdamW(
+        net.parameters(),
+        lr=config.training.learning_rate,
+        weight_decay=config.training.weight_decay,
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_schedule(config.student_steps, config.training)
+    )
+    batch = config.training.batch_size
+    for _ in range(config.student_steps):
+        if arm.on_policy and rng.random() < arm.on_policy:
+            current = LmModel(
+                fresh.spec, {k: v.detach().clone() for k, v in net.state_dict().items()}
+            )
+            step_docs = torch.as_tensor(_documents_from(current, batch, length, rng))
+            net.train()
+        else:
+            step_docs = torch.as_tensor(data.train[rng.integers(0, data.train.shape[0], batch)])
+        inputs = _inputs(step_docs)
+        with torch.no_grad():
+            target_logits = teacher_net(inputs)
+        loss = generalized_jsd(net(inputs), target_logits, arm.beta_value())
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+    return LmModel(fresh.spec, {k: v.detach().clone() for k, v in net.state_dict().items()})
+
+
+@dataclass(frozen=True)
+class Distilled:
+    teacher: LmModel
+    student: LmModel
+
+
+_TEACHERS: dict[str, LmModel] = {}
+
+
+@dataclass(frozen=True)
+class Setup:
+    config: LmKdConfig
+    arm: LmStudentArm
+    data: Corpus
+
+    def teacher(self) -> LmModel:
+        key = self.config.model_dump_json(exclude={"arms", "generations"})
+        if key not in _TEACHERS:
+            rng = stage_rng(self.config.seed, 0, "setup")
+            fresh = initial_lm(self.config.teacher.spec(self.config.context), rng)
+            examples = [Example((START,), tuple(d.tolist())) for d in self.data.train]
+            _TEACHERS.clear()
+            _TEACHERS[key] = train_lm(
+                fresh, examples, self.config.teacher_steps, self.config.training, rng
+            )[0]
+        return _TEACHERS[key]
+
+    def initialize(self, rng: np.random.Generator) -> tuple[Distilled, Distilled]:
+        teacher = self.teacher()
+        model = Distilled(teacher, distill_student(self.config, self.arm, teacher, self.data, rng))
+        return model, model
+
+    def generate(self, model: Distilled, generation: int, rng: np.random.Generator) -> Distilled:
+        del generation, rng
+        return model
+
+    def curate(
+        self, scored: Distilled, history: object, generation: int, rng: np.random.Generator
+    ) -> Distilled:
+        del history, generation, rng
+        return scored
+
+    def train(self, incumbent: Distilled, kept: Distilled, rng: np.random.Generator) -> Distilled:
+        """Iterated: the student becomes the next teacher."""
+        del incumbent
+        student = distill_student(self.config, self.arm, kept.student, self.data, rng)
+        return Distilled(kept.student, student)
+
+    def evaluate(self, model: Distilled, generation: int, rng: np.random.Generator) -> Metrics:
+        del generation, rng
+        nll, speed = test_nll(model.student, self.data.test)
+        teacher_nll, teacher_speed = test_nll(model.teacher, self.data.test)
+        return {
+            "eval/test_nll": nll,
+            "eval/teacher_test_nll": teacher_nll,
+            "model/parameters": float(model.student.num_parameters()),
+            "model/teacher_parameters": float(model.teacher.num_parameters()),
+            "timing/tokens_per_s": speed,
+            "timing/teacher_tokens_per_s": teacher_speed,
+        }
+
+
+def build_arms(config: LmKdConfig) -> list[Arm]:
+    data = corpus(config)
+    arms = []
+    for arm in config.arms:
+        setup = Setup(config, arm, data)
+        pipeline: Pipeline[Distilled, Distilled, Distilled, Distilled] = Pipeline(
+            initialize=setup.initialize,
+            generate=setup.generate,
+            verify=no_verification,
+            curate=setup.curate,
+            train=setup.train,
+            evaluate=setup.evaluate,
+            history_window=1,
+        )
+        arms.append(Arm(arm.label(), pipeline))
+    return arms
