@@ -61,3 +61,19 @@ def test_iterated_distillation_resumes_exactly_apart_from_timings(tmp_path: Path
 
     assert untimed(resumed) == untimed(whole)
     assert sorted(next(iter(whole.values()))) == [0, 1, 2]
+
+
+def test_the_three_datasets_load_offline_with_a_stratified_split() -> None:
+    import numpy as np
+
+    from selfimprove.distill.classifier import load, split
+
+    shapes = {name: load(name)[0].shape for name in ("mnist_5k", "digits", "mnist1d")}
+    assert shapes == {"mnist_5k": (5000, 784), "digits": (1797, 64), "mnist1d": (5000, 40)}
+    x, _ = load("mnist1d")
+    assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1.0) < 1e-3  # standardized
+    data = split("digits", 0.25, np.random.default_rng(0))
+    assert data.train_x.shape[0] + data.test_x.shape[0] == 1797
+    _, y = load("digits")
+    held_out = np.bincount(data.test_y)
+    assert held_out.tolist() == [round(0.25 * n) for n in np.bincount(y)]  # stratified

