@@ -12,6 +12,7 @@ from selfimprove.distill.kd import (
     expand_top_k,
     generalized_jsd,
     kd_loss,
+    top_k_forward_kl,
     top_k_logits,
 )
 
@@ -65,3 +66,17 @@ def test_top_k_logits_keep_the_top_mass_and_spread_the_rest() -> None:
     assert probs[0, :2].tolist() == pytest.approx(exact[0, :2].tolist(), rel=1e-6)
     rest = float(exact[0, 2:].sum()) / 3
     assert probs[0, 2:].tolist() == pytest.approx([rest] * 3, rel=1e-5)
+
+
+def test_top_k_forward_kl_is_the_kl_to_the_renormalized_top_k_teacher() -> None:
+    teacher = torch.tensor([[3.0, 1.0, 0.5, -1.0, -2.0]])
+    student = torch.tensor([[1.0, 2.0, 0.0, 0.0, 0.0]])
+    values, ids = top_k_logits(teacher, 2)
+    p = torch.softmax(teacher[0, :2], -1)  # teacher over its two tokens
+    q = torch.softmax(student, -1)[0, :2]  # the student's probabilities of them
+    expected = float((p * (p.log() - q.log())).sum())
+    assert float(top_k_forward_kl(student, values, ids)) == pytest.approx(expected, rel=1e-6)
+    # with every token stored it is the full forward KL
+    values, ids = top_k_logits(teacher, 5)
+    full = generalized_jsd(student, teacher, 0.0)
+    assert float(top_k_forward_kl(student, values, ids)) == pytest.approx(float(full), rel=1e-5)

@@ -43,6 +43,7 @@ def test_every_kd_loss_trains_a_smaller_student(tmp_path: Path) -> None:
         "jsd(beta=0.5)",
         "forward_kl, on-policy 0.5",
         "seq_kd",
+        "forward_kl, top-8 stored",
     }
     uniform = 4.58  # ln 98: a model that learned nothing
     for metrics in first.values():
@@ -50,7 +51,10 @@ def test_every_kd_loss_trains_a_smaller_student(tmp_path: Path) -> None:
         assert metrics["eval/test_nll"] < uniform
     assert first["forward_kl"]["eval/test_nll"] < first["data"]["eval/test_nll"]
     store = RunStore.open(run.run_dir)
-    assert len(claims_for(config, store)) == 5
+    assert len(claims_for(config, store)) == 6
+    # eight stored log-probabilities per position carry most of what the full teacher does
+    top_k = first["forward_kl, top-8 stored"]["eval/test_nll"]
+    assert abs(top_k - first["forward_kl"]["eval/test_nll"]) < 0.1
 
 
 def test_iterated_lm_distillation_resumes_exactly(tmp_path: Path) -> None:

@@ -7,8 +7,10 @@
   with `M = beta * teacher + (1 - beta) * student`, TRL's `beta`: 0 gives forward
   KL(teacher || student) (mode covering), 1 gives reverse KL(student || teacher) (mode
   seeking, MiniLLM), values between interpolate (JSD at 0.5).
-- `top_k_logits`: a teacher's top-k logits stored offline; `expand_top_k` turns them back
-  into a distribution over the vocabulary (the rest of the mass spread evenly).
+- `top_k_logits`: a teacher's top-k log-probabilities stored offline; `top_k_forward_kl`
+  trains on them directly (the teacher renormalized over its k tokens, the student scored on
+  those tokens: sparse KD); `expand_top_k` turns them back into a full distribution with the
+  rest of the mass spread evenly (measured worse: it teaches mass on unlikely tokens).
 """
 
 from __future__ import annotations
@@ -99,3 +101,13 @@ def expand_top_k(values: torch.Tensor, ids: torch.Tensor, vocabulary: int) -> to
     rest = (1.0 - kept).clamp(min=1e-12) / max(vocabulary - ids.shape[-1], 1)
     out = torch.log(rest).expand(*values.shape[:-1], vocabulary).clone()
     return out.scatter(-1, ids, values)
+
+
+def top_k_forward_kl(
+    student_logits: torch.Tensor, values: torch.Tensor, ids: torch.Tensor
+) -> torch.Tensor:
+    """KL(teacher_k || student) over the teacher's k stored tokens per position, the teacher
+    renormalized over them; mean over positions. `[..., V]`, `[..., k]`, `[..., k]`."""
+    teacher = torch.softmax(values, dim=-1)  # renormalized over the k tokens
+    student = functional.log_softmax(student_logits, dim=-1).gather(-1, ids)
+    return (teacher * (torch.log_softmax(values, dim=-1) - student)).sum(-1).mean()

@@ -10,6 +10,10 @@ one vocabulary. A student arm is trained from fresh weights with one loss:
   samples (GKD's lambda);
 - `seq_kd`: cross-entropy on documents the teacher samples (sequence-level KD).
 
+`top_k` stores only the teacher's k most likely next tokens per position (log-probabilities
+and ids, computed once for the training documents, as users keep them offline) and trains
+with forward KL over those k tokens (`kd.top_k_forward_kl`); forward KL only.
+
 Every row carries held-out cross-entropy (nats per character on the test plays), the
 teacher's, the parameter count and the tokens/s of scoring on this machine.
 """
@@ -22,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
@@ -31,7 +35,7 @@ from selfimprove.core.seeding import stage_rng
 from selfimprove.core.stages import no_verification
 from selfimprove.data import shakespeare
 from selfimprove.data.shakespeare import ALPHABET, spread_windows
-from selfimprove.distill.kd import generalized_jsd
+from selfimprove.distill.kd import generalized_jsd, top_k_forward_kl, top_k_logits
 from selfimprove.models.tiny_gpt import (
     EOS,
     CharTokenizer,
@@ -70,12 +74,22 @@ class LmStudentArm(ConfigModel):
     loss: Loss = "forward_kl"
     beta: float = Field(0.5, ge=0.0, le=1.0, description="for jsd (forward_kl: 0, reverse_kl: 1)")
     on_policy: float = Field(0.0, ge=0.0, le=1.0, description="share of steps on own samples")
+    top_k: int | None = Field(
+        None, ge=1, description="store only the teacher's top-k log-probabilities, offline"
+    )
+
+    @model_validator(mode="after")
+    def _top_k_is_forward(self) -> LmStudentArm:
+        if self.top_k is not None and self.loss != "forward_kl":
+            raise ValueError("top_k (stored teacher tokens) trains with loss forward_kl only")
+        return self
 
     def label(self) -> str:
         if self.name:
             return self.name
         text = {"jsd": f"jsd(beta={self.beta:g})"}.get(self.loss, self.loss)
-        return text + (f", on-policy {self.on_policy:g}" if self.on_policy else "")
+        text += f", on-policy {self.on_policy:g}" if self.on_policy else ""
+        return text + (f", top-{self.top_k} stored" if self.top_k else "")
 
     def beta_value(self) -> float:
         return {"forward_kl": 0.0, "reverse_kl": 1.0}.get(self.loss, self.beta)
@@ -168,7 +182,9 @@ def distill_student(
         optimizer, lr_schedule(config.student_steps, config.training)
     )
     batch = config.training.batch_size
+    stored = _stored_top_k(teacher_net, data.train, arm.top_k) if arm.top_k else None
     for _ in range(config.student_steps):
+        rows = None
         if arm.on_policy and rng.random() < arm.on_policy:
             current = LmModel(
                 fresh.spec, {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -176,17 +192,36 @@ def distill_student(
             step_docs = torch.as_tensor(_documents_from(current, batch, length, rng))
             net.train()
         else:
-            step_docs = torch.as_tensor(data.train[rng.integers(0, data.train.shape[0], batch)])
+            rows = torch.as_tensor(rng.integers(0, data.train.shape[0], batch))
+            step_docs = torch.as_tensor(data.train)[rows]
         inputs = _inputs(step_docs)
-        with torch.no_grad():
-            target_logits = teacher_net(inputs)
-        loss = generalized_jsd(net(inputs), target_logits, arm.beta_value())
+        if stored is not None and rows is not None:  # offline: read, do not run, the teacher
+            values, ids = stored
+            loss = top_k_forward_kl(net(inputs), values[rows], ids[rows])
+        else:
+            with torch.no_grad():
+                target_logits = teacher_net(inputs)
+            loss = generalized_jsd(net(inputs), target_logits, arm.beta_value())
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         optimizer.step()
         schedule.step()
     return LmModel(fresh.spec, {k: v.detach().clone() for k, v in net.state_dict().items()})
+
+
+@torch.inference_mode()
+def _stored_top_k(
+    teacher_net: torch.nn.Module, documents: np.ndarray, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's top-k log-probabilities and token ids at every position of every
+    training document, computed once (what a user stores offline instead of full logits)."""
+    values, ids = [], []
+    for chunk in np.array_split(documents, max(1, documents.shape[0] // 100)):
+        v, i = top_k_logits(teacher_net(_inputs(torch.as_tensor(chunk))), k)
+        values.append(v)
+        ids.append(i)
+    return torch.cat(values), torch.cat(ids)
 
 
 @dataclass(frozen=True)
