@@ -251,7 +251,13 @@ def plot_sweep(arms: dict[str, Series], x_key: str, group_key: str, y_key: str) 
                 label=f"{name} {group:g}",
             )
         for value in baselines.get(group, []):
-            ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{name} {group:g}, baseline")
+            ax.axhline(
+                value,
+                color=color,
+                ls="--",
+                lw=1.2,
+                label=f"{name} {group:g}, no {x_key.rsplit('/', 1)[-1]}",
+            )
     ax.set_xlabel(x_key.rsplit("/", 1)[-1])
     ax.set_ylabel(y_key)
     ax.grid(alpha=0.3)
