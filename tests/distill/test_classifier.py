@@ -36,6 +36,10 @@ def test_soft_labels_beat_hard_labels_with_little_data(tmp_path: Path) -> None:
     texts = [c.text for c in claims_for(config, store)]
     assert any("beats 64, hard, 6% data" in t for t in texts)
     assert any("bias correction" in t for t in texts)
+    from selfimprove.reports.html import write_run_report
+
+    page = write_run_report(store).read_text()
+    assert 'alt="sweep sweep/x/temperature"' in page  # accuracy against T per student size
 
 
 def test_iterated_distillation_resumes_exactly_apart_from_timings(tmp_path: Path) -> None:
