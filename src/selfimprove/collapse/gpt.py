@@ -15,15 +15,15 @@ generation-0 model: the perplexity histogram, whose values are kept as an exhibi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
-from selfimprove.collapse.study import PolicyArm, policy_pipeline
+from selfimprove.collapse.study import PolicyArm, draw_from_pool, policy_pipeline
 from selfimprove.collapse.text import RealText, TextSplit, spread_windows
 from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm
@@ -39,6 +39,7 @@ from selfimprove.models.tiny_gpt import (
     LmModel,
     LmTrainConfig,
     SamplingConfig,
+    document_nll,
     initial_lm,
     sample,
     sample_without_cache,
@@ -113,8 +114,7 @@ class ShakespeareChars:
         return CharTokenizer(ALPHABET)
 
     def draw_real(self, num_seeds: int, num: int, rng: np.random.Generator) -> np.ndarray:
-        chosen = rng.permutation(self.train.shape[0])[:num]
-        return np.broadcast_to(self.train[chosen], (num_seeds, num, self.train.shape[1]))
+        return draw_from_pool(self.train, num_seeds, num, rng)
 
     def sample(
         self, model: GptModel, num: int, temperature: float, rng: np.random.Generator
@@ -162,20 +162,6 @@ class ShakespeareChars:
         return self.tokenizer.decode(document.tolist())
 
 
-@torch.inference_mode()
-def document_nll(lm: LmModel, documents: np.ndarray, batch: int = 200) -> np.ndarray:
-    """Each document's mean negative log-likelihood per character (nats), given the start
-    token. `[N, L] -> [N]`."""
-    net = lm.module()
-    out = []
-    for start in range(0, documents.shape[0], batch):
-        chunk = torch.as_tensor(documents[start : start + batch], dtype=torch.long)
-        inputs = torch.cat([torch.full((chunk.shape[0], 1), START), chunk[:, :-1]], dim=1)
-        logp = torch.log_softmax(net(inputs), dim=-1)
-        out.append(-logp.gather(-1, chunk[..., None])[..., 0].mean(dim=1))
-    return torch.cat(out).numpy().astype(np.float64)
-
-
 @dataclass(frozen=True)
 class EvaluateGpt:
     family: ShakespeareChars
@@ -220,9 +206,10 @@ def shakespeare_chars(config: GptCollapseConfig, top_p: float) -> ShakespeareCha
 
 
 def build_arms(config: GptCollapseConfig) -> list[Arm]:
+    shared = shakespeare_chars(config, 1.0)  # read and index the plays once per run
     arms = []
     for arm in config.arms:
-        family = shakespeare_chars(config, arm.policy.top_p)
+        family = dataclasses.replace(shared, top_p=arm.policy.top_p)
         budget = family.train.shape[0]
         evaluate = EvaluateGpt(family, arm.policy.temperature, budget)
         arms.append(Arm(arm.label(), policy_pipeline(family, arm.policy, 1, budget, evaluate)))

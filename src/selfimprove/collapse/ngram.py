@@ -13,6 +13,7 @@ bigrams the model knows), `monitor/*` (the generated corpus: `collapse.text.Real
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -20,7 +21,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from selfimprove.collapse.study import PolicyArm, policy_pipeline
+from selfimprove.collapse.study import PolicyArm, draw_from_pool, policy_pipeline
 from selfimprove.collapse.text import RealText, TextSplit, spread_windows
 from selfimprove.core.config import LoopConfig
 from selfimprove.core.engine import Arm
@@ -154,8 +155,7 @@ class ShakespeareWords:
         return len(self.real.index.vocabulary) + 1  # the last id stands for unknown words
 
     def draw_real(self, num_seeds: int, num: int, rng: np.random.Generator) -> np.ndarray:
-        chosen = rng.permutation(self.train.shape[0])[:num]
-        return np.broadcast_to(self.train[chosen], (num_seeds, num, self.train.shape[1]))
+        return draw_from_pool(self.train, num_seeds, num, rng)
 
     def sample(
         self, model: Bigram, num: int, temperature: float, rng: np.random.Generator
@@ -234,9 +234,10 @@ def shakespeare_words(config: NgramConfig, top_p: float) -> ShakespeareWords:
 
 
 def build_arms(config: NgramConfig) -> list[Arm]:
+    shared = shakespeare_words(config, 1.0)  # read and index the plays once per run
     arms = []
     for arm in config.arms:
-        family = shakespeare_words(config, arm.policy.top_p)
+        family = dataclasses.replace(shared, top_p=arm.policy.top_p)
         budget = family.train.shape[0]
         evaluate = EvaluateNgram(family, arm.policy.temperature, budget, config.interpolation)
         arms.append(Arm(arm.label(), policy_pipeline(family, arm.policy, 1, budget, evaluate)))

@@ -76,6 +76,15 @@ class Family(Protocol[M]):
         ...
 
 
+def draw_from_pool(
+    pool: np.ndarray, num_seeds: int, num: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`num` distinct items of a fixed real pool `[P, ...]`, the same for every seed:
+    `[num_seeds, num, ...]` (the `draw_real` of families trained on a real dataset)."""
+    chosen = rng.permutation(pool.shape[0])[:num]
+    return np.broadcast_to(pool[chosen], (num_seeds, num, *pool.shape[1:]))
+
+
 def real_batch(data: np.ndarray, generation: int) -> Batch:
     return Batch(data, Provenance("real", generation, "world"))
 

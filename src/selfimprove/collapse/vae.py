@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 from torch import nn
 from torch.nn import functional
 
-from selfimprove.collapse.study import PolicyArm, policy_pipeline
+from selfimprove.collapse.study import PolicyArm, draw_from_pool, policy_pipeline
 from selfimprove.core import monitors
 from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm
@@ -155,8 +155,7 @@ class Mnist:
     config: VaeConfig
 
     def draw_real(self, num_seeds: int, num: int, rng: np.random.Generator) -> np.ndarray:
-        chosen = rng.permutation(self.train.shape[0])[:num]
-        return np.broadcast_to(self.train[chosen], (num_seeds, num, PIXELS))
+        return draw_from_pool(self.train, num_seeds, num, rng)
 
     @torch.inference_mode()
     def sample(

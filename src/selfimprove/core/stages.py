@@ -71,3 +71,16 @@ def no_verification(samples: V, rng: np.random.Generator) -> V:
     """The verify stage of loops that have no verifier (that is the point of collapse studies)."""
     del rng
     return samples
+
+
+def pass_model(model: M, generation: int, rng: np.random.Generator) -> M:
+    """The generate stage of loops whose samples are the incumbent's own outputs, produced
+    where they are used (distillation: the incumbent student labels the next one's data)."""
+    del generation, rng
+    return model
+
+
+def keep_all(scored: V, history: object, generation: int, rng: np.random.Generator) -> V:
+    """The curate stage that keeps everything it is given."""
+    del history, generation, rng
+    return scored

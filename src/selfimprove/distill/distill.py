@@ -26,7 +26,7 @@ from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.records import Batch, Metrics, Provenance, Source
 from selfimprove.core.seeding import stage_rng
-from selfimprove.core.stages import no_verification
+from selfimprove.core.stages import keep_all, no_verification, pass_model
 from selfimprove.distill.classifier import (
     Dataset,
     Mlp,
@@ -164,20 +164,6 @@ class Initialize:
 
 
 @dataclass(frozen=True)
-class Relabel:
-    """Generate: the incumbent students label their own transfer sets (soft labels)."""
-
-    def __call__(self, model: Students, generation: int, rng: np.random.Generator) -> Students:
-        del generation, rng
-        return model
-
-
-def keep(scored: Students, history: object, generation: int, rng: np.random.Generator) -> Students:
-    del history, generation, rng
-    return scored
-
-
-@dataclass(frozen=True)
 class TrainNext:
     setup: Setup
 
@@ -208,24 +194,22 @@ class EvaluateStudents:
             "timing/teacher_latency_ms": teacher_latency,
             "timing/teacher_throughput": teacher_throughput,
         }
-        if self.setup.arm.removed_class is None:  # the temperature sweep, per student size
+        removed = self.setup.arm.removed_class
+        if removed is None:  # the temperature sweep, per student size
             metrics["sweep/group/student_width"] = float(self.setup.arm.hidden[0])
             if self.setup.arm.labels == "soft":
                 metrics["sweep/x/temperature"] = self.setup.arm.temperature
-        removed = self.setup.arm.removed_class
-        if removed is not None:
-            unseen = data.test_y == removed
-            before, after = [], []
-            for student in model.students:
-                bias = bias_correction(student, model.teacher, data.train_x, removed)
-                before.append(student.accuracy(data.test_x[unseen], data.test_y[unseen]))
-                after.append(student.accuracy(data.test_x[unseen], data.test_y[unseen], bias))
-                metrics.setdefault("eval/corrected_accuracy_mean", 0.0)
-                metrics["eval/corrected_accuracy_mean"] += student.accuracy(
-                    data.test_x, data.test_y, bias
-                ) / len(model.students)
-            metrics["eval/unseen_class_accuracy_mean"] = float(np.mean(before))
-            metrics["eval/unseen_class_corrected_mean"] = float(np.mean(after))
+            return metrics
+        unseen = data.test_y == removed
+        before, after, corrected = [], [], []
+        for student in model.students:
+            bias = bias_correction(student, model.teacher, data.train_x, removed)
+            before.append(student.accuracy(data.test_x[unseen], data.test_y[unseen]))
+            after.append(student.accuracy(data.test_x[unseen], data.test_y[unseen], bias))
+            corrected.append(student.accuracy(data.test_x, data.test_y, bias))
+        metrics["eval/corrected_accuracy_mean"] = float(np.mean(corrected))
+        metrics["eval/unseen_class_accuracy_mean"] = float(np.mean(before))
+        metrics["eval/unseen_class_corrected_mean"] = float(np.mean(after))
         return metrics
 
 
@@ -238,9 +222,9 @@ def build_arms(config: ClassifierKdConfig) -> list[Arm]:
         setup = Setup(config, arm, data)
         pipeline: Pipeline[Students, Students, Students, Students] = Pipeline(
             initialize=Initialize(setup),
-            generate=Relabel(),
+            generate=pass_model,
             verify=no_verification,
-            curate=keep,
+            curate=keep_all,
             train=TrainNext(setup),
             evaluate=EvaluateStudents(setup),
             history_window=1,

@@ -32,7 +32,7 @@ from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.records import Metrics
 from selfimprove.core.seeding import stage_rng
-from selfimprove.core.stages import no_verification
+from selfimprove.core.stages import keep_all, no_verification, pass_model
 from selfimprove.data import shakespeare
 from selfimprove.data.shakespeare import ALPHABET, spread_windows
 from selfimprove.distill.kd import generalized_jsd, top_k_forward_kl, top_k_logits
@@ -44,10 +44,12 @@ from selfimprove.models.tiny_gpt import (
     LmModel,
     LmTrainConfig,
     SamplingConfig,
+    document_nll,
     initial_lm,
     lr_schedule,
     sample,
     train_lm,
+    with_start,
 )
 
 Loss = Literal["data", "forward_kl", "reverse_kl", "jsd", "seq_kd"]
@@ -134,22 +136,11 @@ def corpus(config: LmKdConfig) -> Corpus:
     )
 
 
-def _inputs(documents: torch.Tensor) -> torch.Tensor:
-    return torch.cat([torch.full((documents.shape[0], 1), START), documents[:, :-1]], dim=1)
-
-
-@torch.inference_mode()
 def test_nll(lm: LmModel, documents: np.ndarray) -> tuple[float, float]:
     """Held-out nats per character and scoring tokens/s (measured)."""
-    net = lm.module()
     start = time.perf_counter()
-    total = 0.0
-    for chunk in np.array_split(documents, max(1, documents.shape[0] // 100)):
-        targets = torch.as_tensor(chunk)
-        logp = torch.log_softmax(net(_inputs(targets)), dim=-1)
-        total += float(-logp.gather(-1, targets[..., None]).sum())
-    seconds = time.perf_counter() - start
-    return total / documents.size, documents.size / max(seconds, 1e-9)
+    nll = float(document_nll(lm, documents).mean())  # documents are all the same length
+    return nll, documents.size / max(time.perf_counter() - start, 1e-9)
 
 
 def _documents_from(lm: LmModel, count: int, length: int, rng: np.random.Generator) -> np.ndarray:
@@ -194,7 +185,7 @@ def distill_student(
         else:
             rows = torch.as_tensor(rng.integers(0, data.train.shape[0], batch))
             step_docs = torch.as_tensor(data.train)[rows]
-        inputs = _inputs(step_docs)
+        inputs = with_start(step_docs)
         if stored is not None and rows is not None:  # offline: read, do not run, the teacher
             values, ids = stored
             loss = top_k_forward_kl(net(inputs), values[rows], ids[rows])
@@ -218,7 +209,7 @@ def _stored_top_k(
     training document, computed once (what a user stores offline instead of full logits)."""
     values, ids = [], []
     for chunk in np.array_split(documents, max(1, documents.shape[0] // 100)):
-        v, i = top_k_logits(teacher_net(_inputs(torch.as_tensor(chunk))), k)
+        v, i = top_k_logits(teacher_net(with_start(torch.as_tensor(chunk))), k)
         values.append(v)
         ids.append(i)
     return torch.cat(values), torch.cat(ids)
@@ -256,16 +247,6 @@ class Setup:
         model = Distilled(teacher, distill_student(self.config, self.arm, teacher, self.data, rng))
         return model, model
 
-    def generate(self, model: Distilled, generation: int, rng: np.random.Generator) -> Distilled:
-        del generation, rng
-        return model
-
-    def curate(
-        self, scored: Distilled, history: object, generation: int, rng: np.random.Generator
-    ) -> Distilled:
-        del history, generation, rng
-        return scored
-
     def train(self, incumbent: Distilled, kept: Distilled, rng: np.random.Generator) -> Distilled:
         """Iterated: the student becomes the next teacher."""
         del incumbent
@@ -293,9 +274,9 @@ def build_arms(config: LmKdConfig) -> list[Arm]:
         setup = Setup(config, arm, data)
         pipeline: Pipeline[Distilled, Distilled, Distilled, Distilled] = Pipeline(
             initialize=setup.initialize,
-            generate=setup.generate,
+            generate=pass_model,
             verify=no_verification,
-            curate=setup.curate,
+            curate=keep_all,
             train=setup.train,
             evaluate=setup.evaluate,
             history_window=1,

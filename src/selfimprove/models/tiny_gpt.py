@@ -428,6 +428,24 @@ def sample_without_cache(
     return finish_rows(torch.stack(chosen, dim=1).tolist(), config.stop_at_end)
 
 
+def with_start(documents: torch.Tensor, start: int = EOS) -> torch.Tensor:
+    """Inputs for scoring whole documents `[N, L]`: a start token, then all but the last."""
+    return torch.cat([torch.full((documents.shape[0], 1), start), documents[:, :-1]], dim=1)
+
+
+@torch.inference_mode()
+def document_nll(model: LmModel, documents: np.ndarray, batch: int = 200) -> np.ndarray:
+    """Each document's mean negative log-likelihood per token (nats), every token scored
+    given the start token and the tokens before it. `[N, L] -> [N]`."""
+    net = model.module()
+    out = []
+    for begin in range(0, documents.shape[0], batch):
+        chunk = torch.as_tensor(documents[begin : begin + batch], dtype=torch.long)
+        logp = torch.log_softmax(net(with_start(chunk)), dim=-1)
+        out.append(-logp.gather(-1, chunk[..., None])[..., 0].mean(dim=1))
+    return torch.cat(out).numpy().astype(np.float64)
+
+
 # --- training ---------------------------------------------------------------------------
 
 
