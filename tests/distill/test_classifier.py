@@ -81,3 +81,16 @@ def test_the_three_datasets_load_offline_with_a_stratified_split() -> None:
     _, y = load("digits")
     held_out = np.bincount(data.test_y)
     assert held_out.tolist() == [round(0.25 * n) for n in np.bincount(y)]  # stratified
+
+
+def test_a_removed_class_the_data_lacks_is_a_config_error() -> None:
+    import pytest
+
+    from selfimprove.core.config import ConfigError
+    from selfimprove.experiments import build_arms
+
+    config = load_config(
+        CONFIGS / "distill" / "low_data_digits.yaml", ["arms=[{removed_class: 12}]"]
+    )
+    with pytest.raises(ConfigError, match="removed_class 12: digits has classes 0-9"):
+        build_arms(config)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.config import ConfigError, ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.records import Batch, Metrics, Provenance, Source
 from selfimprove.core.seeding import stage_rng
@@ -218,7 +218,10 @@ def build_arms(config: ClassifierKdConfig) -> list[Arm]:
     arms = []
     for arm in config.arms:
         if arm.removed_class is not None and arm.removed_class >= data.classes:
-            raise ValueError(f"removed_class {arm.removed_class}: the data has {data.classes}")
+            raise ConfigError(
+                f"arms: removed_class {arm.removed_class}: {config.dataset} has classes "
+                f"0-{data.classes - 1}"
+            )
         setup = Setup(config, arm, data)
         pipeline: Pipeline[Students, Students, Students, Students] = Pipeline(
             initialize=Initialize(setup),
