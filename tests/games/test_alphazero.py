@@ -17,12 +17,14 @@ from selfimprove.experiments import (
     resume_run,
     start_run,
 )
-from selfimprove.games.alphazero import AlphaZeroConfig
+from selfimprove.games.alphazero import AlphaZeroConfig, PlayChunk, SelfPlay
 from selfimprove.games.bots import UniformEvaluator
 from selfimprove.games.mcts import SearchConfig
+from selfimprove.games.network import initial_model
 from selfimprove.games.rules import TicTacToe
 from selfimprove.games.selfplay import self_play
 from selfimprove.games.training import dihedral, mirror_columns
+from selfimprove.games.workers import chunk_sizes
 from tests.conftest import CONFIGS
 
 TINY = {
@@ -170,3 +172,28 @@ def test_othello_pipeline_runs_a_generation_and_climbs_the_ladder(tmp_path: Path
     last = RunStore.open(run.run_dir).metrics("alphazero-othello6")[1]
     assert last["ladder/elo_low"] <= last["ladder/elo"] <= last["ladder/elo_high"]
     assert 0.0 <= last["ladder/score_vs_mcts2"] <= 1.0
+
+
+def test_two_workers_play_the_same_games_as_their_chunks_played_here() -> None:
+    """Self-play split over a worker process equals playing each chunk in this process with
+    its seed: the split changes where games are played, never which games."""
+    config = AlphaZeroConfig.model_validate(
+        TINY | {"self_play": TINY["self_play"] | {"workers": 2}}
+    )
+    game = TicTacToe()
+    model = initial_model(config.net, 3, 3, 9, np.random.default_rng(0))
+    played = SelfPlay(game, config.self_play)(model, 1, np.random.default_rng(7))
+    play = PlayChunk(game, config.self_play, model, 1)
+    seeds = np.random.default_rng(7).integers(2**63, size=2)
+    alone = [play(games, int(seed)) for games, seed in zip(chunk_sizes(16, 2), seeds, strict=True)]
+    assert played.num_games == 16
+    for name in ("boards", "policies", "values", "search_values"):
+        assert np.array_equal(
+            getattr(played, name), np.concatenate([getattr(p, name) for p in alone])
+        )
+
+
+def test_chunk_sizes_split_games_evenly() -> None:
+    assert chunk_sizes(256, 2) == [128, 128]
+    assert chunk_sizes(7, 2) == [4, 3]
+    assert chunk_sizes(1, 2) == [1]

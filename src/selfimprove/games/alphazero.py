@@ -18,19 +18,25 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, FilePath
+from pydantic import Field, FilePath, model_validator
 
 from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.records import Metrics, Provenance, ProvenanceCount, Verdict
 from selfimprove.core.stages import no_verification
-from selfimprove.games.evaluation import TicTacToeReferee, ladder_metrics, pons_metrics
+from selfimprove.games.evaluation import (
+    TicTacToeReferee,
+    ladder_metrics,
+    peer_metrics,
+    pons_metrics,
+)
 from selfimprove.games.mcts import SearchConfig, search
 from selfimprove.games.network import NetEvaluator, NetModel, NetSpec, initial_model
 from selfimprove.games.pons import PonsSet, load_pons
 from selfimprove.games.rules import ConnectFour, Game, Othello, TicTacToe
 from selfimprove.games.selfplay import Positions, self_play
 from selfimprove.games.training import Symmetries, TrainConfig, dihedral, mirror_columns, train_net
+from selfimprove.games.workers import play_chunks
 
 Window = tuple[Positions, ...]
 
@@ -47,6 +53,12 @@ class SelfPlayConfig(ConfigModel):
         0,
         ge=0,
         description="> 0: Gumbel root search over this many candidates (for few simulations)",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=2,
+        description="processes playing a generation's games (2: one more besides the loop's)",
     )
 
 
@@ -66,11 +78,16 @@ class EvaluationConfig(ConfigModel):
     ladder_every: int = Field(
         0, ge=0, description="Connect Four: Elo ladder every N generations (0: never)"
     )
-    ladder_pairs: int = Field(20, ge=1, description="paired games (2 each) per anchor")
+    ladder_pairs: int = Field(20, ge=1, description="paired games (2 each) per anchor or peer")
     ladder_anchors: tuple[LadderAnchor, ...] = Field(
         (),
         description="random-rollout MCTS opponents and the Elo each is assumed to have "
         "(REFERENCES.md, MCTS-100 = 0: MCTS-400 +290, MCTS-1000 +425, MCTS-10000 +750)",
+    )
+    peers: tuple[int, ...] = Field(
+        (),
+        description="Connect Four: simulation budgets of OpenSpiel's C++ random-rollout MCTS "
+        "to play at ladder generations (needs the 'peers' extra)",
     )
 
 
@@ -83,6 +100,12 @@ class AlphaZeroConfig(LoopConfig):
     self_play: SelfPlayConfig = SelfPlayConfig()
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _peers_play_connect4(self) -> AlphaZeroConfig:
+        if self.evaluation.peers and self.game != "connect4":
+            raise ValueError("evaluation.peers: OpenSpiel opponents are wired for connect4 only")
+        return self
 
 
 def make_game(name: str) -> tuple[Game, Symmetries]:
@@ -107,27 +130,42 @@ class RandomWeights:
 
 
 @dataclass(frozen=True)
+class PlayChunk:
+    """Some of a generation's self-play games with one model; pickles to a worker process."""
+
+    game: Game
+    config: SelfPlayConfig
+    model: NetModel
+    generation: int
+
+    def __call__(self, num_games: int, seed: int | np.random.Generator) -> Positions:
+        c = self.config
+        search_config = SearchConfig(
+            c.num_simulations, c.c_puct, c.dirichlet_alpha, c.dirichlet_fraction
+        )
+        return self_play(
+            self.game,
+            NetEvaluator.of(self.model),
+            search_config,
+            num_games,
+            c.temperature_moves,
+            self.generation,
+            np.random.default_rng(seed),  # a Generator passes through unchanged
+            c.reuse_tree,
+            c.gumbel_considered,
+        )
+
+
+@dataclass(frozen=True)
 class SelfPlay:
     game: Game
     config: SelfPlayConfig
 
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Positions:
-        c = self.config
-        search_config = SearchConfig(
-            c.num_simulations, c.c_puct, c.dirichlet_alpha, c.dirichlet_fraction
-        )
-        evaluator = NetEvaluator.of(model)
-        return self_play(
-            self.game,
-            evaluator,
-            search_config,
-            c.games_per_generation,
-            c.temperature_moves,
-            generation,
-            rng,
-            c.reuse_tree,
-            c.gumbel_considered,
-        )
+        play = PlayChunk(self.game, self.config, model, generation)
+        if self.config.workers == 1:
+            return play(self.config.games_per_generation, rng)
+        return play_chunks(play, self.config.games_per_generation, self.config.workers, rng)
 
 
 @dataclass(frozen=True)
@@ -185,6 +223,8 @@ class EvaluateAgainstAnchors:
             metrics |= ladder_metrics(
                 self.game, evaluator, anchors, c.ladder_pairs, c.num_simulations, rng
             )
+        if c.ladder_every and generation % c.ladder_every == 0 and c.peers:
+            metrics |= peer_metrics(evaluator, c.peers, c.ladder_pairs, c.num_simulations, rng)
         return metrics
 
 

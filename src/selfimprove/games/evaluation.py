@@ -14,9 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from selfimprove.core.records import Metrics
-from selfimprove.games.arena import bootstrap_elo, ladder_elo, play_pairs, random_openings
+from selfimprove.games.arena import (
+    bootstrap_elo,
+    elo_difference,
+    ladder_elo,
+    play_pairs,
+    random_openings,
+)
 from selfimprove.games.bots import MctsBot, random_legal_actions
 from selfimprove.games.mcts import Evaluator, SearchConfig, normalize, search
+from selfimprove.games.peers import OpenSpielMcts
 from selfimprove.games.pons import SET_LABELS, PonsSet, wilson_interval
 from selfimprove.games.rules import ConnectFour, Game, TicTacToe
 from selfimprove.games.solvers import solve_tictactoe
@@ -95,14 +102,24 @@ class TicTacToeReferee:
         return seen, mistakes, losses
 
 
+@dataclass(frozen=True)
+class SearchPlayer:
+    """The agent in an arena: its search's most visited move (no noise, no sampling)."""
+
+    game: Game
+    evaluator: Evaluator
+    config: SearchConfig
+
+    def __call__(self, boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return search(self.game, self.evaluator, boards, self.config, rng).visits.argmax(axis=1)
+
+
 def _losses_vs_random(
     evaluator: Evaluator, config: SearchConfig, games: int, rng: np.random.Generator
 ) -> int:
     """Games lost by the searching agent against a random player, half as X, half as O."""
     game = TicTacToe()
-
-    def agent(boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return search(game, evaluator, boards, config, rng).visits.argmax(axis=1)
+    agent = SearchPlayer(game, evaluator, config)
 
     def random_player(boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return random_legal_actions(game, boards, rng)
@@ -142,11 +159,7 @@ def ladder_metrics(
 ) -> Metrics:
     """Paired games against random-rollout MCTS bots (`simulations -> assumed Elo`) from shared
     random openings; the agent's maximum-likelihood Elo with a bootstrap 95% interval."""
-    config = SearchConfig(simulations)
-
-    def agent(boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return search(game, evaluator, boards, config, rng).visits.argmax(axis=1)
-
+    agent = SearchPlayer(game, evaluator, SearchConfig(simulations))
     openings = random_openings(game, pairs, 2, rng)
     results = {
         elo: play_pairs(game, agent, MctsBot(game, sims), openings, rng)
@@ -156,4 +169,24 @@ def ladder_metrics(
     metrics = {"ladder/elo": ladder_elo(results), "ladder/elo_low": low, "ladder/elo_high": high}
     for sims, elo in anchors.items():
         metrics[f"ladder/score_vs_mcts{sims}"] = results[elo].score
+    return metrics
+
+
+def peer_metrics(
+    evaluator: Evaluator,
+    peers: Sequence[int],
+    pairs: int,
+    simulations: int,
+    rng: np.random.Generator,
+) -> Metrics:
+    """Connect Four: paired games against OpenSpiel's C++ random-rollout MCTS with each
+    simulation budget in `peers` (extra 'peers'); the agent's score and the Elo gap it implies."""
+    game = ConnectFour()
+    agent = SearchPlayer(game, evaluator, SearchConfig(simulations))
+    openings = random_openings(game, pairs, 2, rng)
+    metrics: Metrics = {}
+    for sims in peers:
+        result = play_pairs(game, agent, OpenSpielMcts(sims), openings, rng)
+        metrics[f"peers/score_vs_openspiel_mcts{sims}"] = result.score
+        metrics[f"peers/elo_gap_vs_openspiel_mcts{sims}"] = elo_difference(result.score)
     return metrics

@@ -1,0 +1,60 @@
+"""Self-play on two cores: the games of a generation split into chunks, one chunk played here
+and the others in worker processes, each chunk with its own random stream.
+
+The workers are spawned once per process (importing torch costs seconds) and kept for the
+run; each call ships them the weights (a small state dict) and gets their positions back.
+A chunk's result depends only on its seed, so a run is as reproducible (and resumable) with
+two workers as with one; it differs from a one-worker run, which plays one chunk.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import numpy as np
+
+from selfimprove.games.selfplay import Positions
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}  # by number of processes
+
+Chunk = Callable[[int, int], Positions]  # (games, seed) -> positions; must pickle
+
+
+def chunk_sizes(num_games: int, workers: int) -> list[int]:
+    """`num_games` split as evenly as possible over at most `workers` non-empty chunks."""
+    parts = min(workers, num_games)
+    return [num_games // parts + (i < num_games % parts) for i in range(parts)]
+
+
+def merge(parts: list[Positions]) -> Positions:
+    """One generation's positions from its chunks, in chunk order."""
+    return Positions(
+        np.concatenate([p.boards for p in parts]),
+        np.concatenate([p.policies for p in parts]),
+        np.concatenate([p.values for p in parts]),
+        np.concatenate([p.search_values for p in parts]),
+        parts[0].generation,
+        sum(p.num_games for p in parts),
+    )
+
+
+def play_chunks(play: Chunk, num_games: int, workers: int, rng: np.random.Generator) -> Positions:
+    """Play `num_games` as `workers` chunks: chunk 0 in this process, the rest in the pool.
+    Every chunk draws its seed from `rng` first, so the split never changes a chunk's games."""
+    sizes = chunk_sizes(num_games, workers)
+    seeds = [int(s) for s in rng.integers(2**63, size=len(sizes))]
+    pending: list[Future[Positions]] = [
+        _pool(len(sizes) - 1).submit(play, size, seed)
+        for size, seed in zip(sizes[1:], seeds[1:], strict=True)
+    ]
+    here = play(sizes[0], seeds[0])
+    return merge([here, *(f.result() for f in pending)])
+
+
+def _pool(processes: int) -> ProcessPoolExecutor:
+    if processes not in _POOLS:
+        context = multiprocessing.get_context("spawn")  # no forked torch state
+        _POOLS[processes] = ProcessPoolExecutor(processes, mp_context=context)
+    return _POOLS[processes]
