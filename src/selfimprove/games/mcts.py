@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Protocol
 
 import numpy as np
+from numba import njit
 
 from selfimprove.games.rules import Game
 
@@ -184,36 +185,98 @@ class _Leaves:
 def select(
     trees: Forest, c_puct: float, max_depth: int, forced: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Leaves]:
-    """Descend every tree by PUCT; `forced` (`[B]`) fixes the action taken at the root."""
+    """Descend every tree by PUCT; `forced` (`[B]`) fixes the action taken at the root. The
+    leaves come ordered by the depth where each descent ended, then by tree."""
     num = trees.size.shape[0]
     path_nodes = np.zeros((num, max_depth + 1), dtype=np.int64)
     path_actions = np.zeros((num, max_depth + 1), dtype=np.int64)
     path_len = np.zeros(num, dtype=np.int64)
-    node = trees.root.copy()
-    active = np.arange(num)
-    expand: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    ended: list[tuple[np.ndarray, np.ndarray]] = []
-    while active.size:
-        n = node[active]
-        visits = trees.visits[active, n]  # [b, A]
-        q = np.where(visits > 0, trees.value_sum[active, n] / np.maximum(visits, 1), 0.0)
-        explore = c_puct * trees.prior[active, n] * np.sqrt(visits.sum(axis=1, keepdims=True) + 1)
-        score = np.where(trees.legal[active, n], q + explore / (1 + visits), -np.inf)
-        depth = path_len[active]
-        action = score.argmax(axis=1) if forced is None or depth[0] > 0 else forced[active]
-        path_nodes[active, depth], path_actions[active, depth] = n, action
-        path_len[active] += 1
-        child = trees.children[active, n, action]
-        known = child >= 0
-        expand.append((active[~known], n[~known], action[~known]))
-        descend, child = active[known], child[known]
-        node[descend] = child
-        at_end = trees.terminal[descend, child]
-        ended.append((descend[at_end], trees.terminal_value[descend[at_end], child[at_end]]))
-        active = descend[~at_end]
-    tree, parent, action = (np.concatenate(parts) for parts in zip(*expand, strict=True))
-    end_tree, end_value = (np.concatenate(parts) for parts in zip(*ended, strict=True))
-    return path_nodes, path_actions, path_len, _Leaves(tree, parent, action, end_tree, end_value)
+    parent = np.zeros(num, dtype=np.int64)
+    action = np.zeros(num, dtype=np.int64)
+    ended = np.zeros(num, dtype=np.bool_)
+    end_value = np.zeros(num)
+    _descend(
+        trees.children,
+        trees.visits,
+        trees.value_sum,
+        trees.prior,
+        trees.legal,
+        trees.terminal,
+        trees.terminal_value,
+        trees.root,
+        float(c_puct),
+        np.full(num, -1, dtype=np.int64) if forced is None else forced.astype(np.int64),
+        path_nodes,
+        path_actions,
+        path_len,
+        parent,
+        action,
+        ended,
+        end_value,
+    )
+    open_ = np.flatnonzero(~ended)
+    tree = open_[np.argsort(path_len[open_], kind="stable")]
+    end_tree = np.flatnonzero(ended)
+    return (
+        path_nodes,
+        path_actions,
+        path_len,
+        _Leaves(tree, parent[tree], action[tree], end_tree, end_value[end_tree]),
+    )
+
+
+@njit(cache=True)
+def _descend(  # the forest's arrays, unpacked for the compiler
+    children: np.ndarray,
+    visits: np.ndarray,
+    value_sum: np.ndarray,
+    prior: np.ndarray,
+    legal: np.ndarray,
+    terminal: np.ndarray,
+    terminal_value: np.ndarray,
+    root: np.ndarray,
+    c_puct: float,
+    forced: np.ndarray,
+    path_nodes: np.ndarray,
+    path_actions: np.ndarray,
+    path_len: np.ndarray,
+    parent: np.ndarray,
+    action: np.ndarray,
+    ended: np.ndarray,
+    end_value: np.ndarray,
+) -> None:
+    """Compiled PUCT descent of each tree to an unexpanded edge or a terminal node; the same
+    arithmetic, in the same order, as the vectorized numpy it replaced (bit-equal results)."""
+    num_actions = children.shape[2]
+    for b in range(children.shape[0]):
+        node, depth = root[b], 0
+        while True:
+            if depth == 0 and forced[b] >= 0:
+                chosen = forced[b]
+            else:
+                total = 0.0
+                for a in range(num_actions):
+                    total += visits[b, node, a]
+                root_total = np.sqrt(total + 1.0)
+                best, chosen = -np.inf, 0
+                for a in range(num_actions):
+                    if legal[b, node, a]:
+                        n = visits[b, node, a]
+                        q = value_sum[b, node, a] / max(n, 1.0) if n > 0 else 0.0
+                        score = q + c_puct * prior[b, node, a] * root_total / (1.0 + n)
+                        if score > best:
+                            best, chosen = score, a
+            path_nodes[b, depth], path_actions[b, depth] = node, chosen
+            depth += 1
+            child = children[b, node, chosen]
+            if child < 0:
+                parent[b], action[b] = node, chosen
+                break
+            node = child
+            if terminal[b, child]:
+                ended[b], end_value[b] = True, terminal_value[b, child]
+                break
+        path_len[b] = depth
 
 
 def expand(
@@ -227,20 +290,80 @@ def expand(
         return leaf_value
     step = game.play(trees.boards[tree, leaves.parent], leaves.action)
     new = trees.size[tree]
-    trees.size[tree] += 1
-    trees.boards[tree, new] = step.boards
-    trees.children[tree, leaves.parent, leaves.action] = new
     value = -step.mover_result.astype(float)  # for the player to move after the move
-    trees.terminal[tree, new], trees.terminal_value[tree, new] = step.terminal, value
+    _add_nodes(trees, tree, leaves.parent, leaves.action, step.boards, step.terminal, value)
     open_ = ~step.terminal
     if open_.any():
         legal = game.legal_actions(step.boards[open_])
         priors, values = evaluator(step.boards[open_], rng)
-        trees.prior[tree[open_], new[open_]] = normalize(priors, legal)
-        trees.legal[tree[open_], new[open_]] = legal
+        _set_priors(
+            trees.prior, trees.legal, tree[open_], new[open_], normalize(priors, legal), legal
+        )
         value[open_] = values
     leaf_value[tree] = value
     return leaf_value
+
+
+def _add_nodes(
+    trees: Forest,
+    tree: np.ndarray,
+    parent: np.ndarray,
+    action: np.ndarray,
+    boards: np.ndarray,
+    terminal: np.ndarray,
+    value: np.ndarray,
+) -> None:
+    """Append one node per tree in `tree` (distinct), as the child `action` of `parent`."""
+    _append(
+        trees.boards,
+        trees.children,
+        trees.terminal,
+        trees.terminal_value,
+        trees.size,
+        tree,
+        parent,
+        action,
+        boards,
+        terminal,
+        value,
+    )
+
+
+@njit(cache=True)
+def _append(
+    forest_boards: np.ndarray,
+    children: np.ndarray,
+    forest_terminal: np.ndarray,
+    terminal_value: np.ndarray,
+    size: np.ndarray,
+    tree: np.ndarray,
+    parent: np.ndarray,
+    action: np.ndarray,
+    boards: np.ndarray,
+    terminal: np.ndarray,
+    value: np.ndarray,
+) -> None:
+    for i in range(tree.shape[0]):
+        t = tree[i]
+        new = size[t]
+        size[t] += 1
+        forest_boards[t, new] = boards[i]
+        children[t, parent[i], action[i]] = new
+        forest_terminal[t, new], terminal_value[t, new] = terminal[i], value[i]
+
+
+@njit(cache=True)
+def _set_priors(
+    prior: np.ndarray,
+    legal: np.ndarray,
+    tree: np.ndarray,
+    node: np.ndarray,
+    priors: np.ndarray,
+    legal_actions: np.ndarray,
+) -> None:
+    for i in range(tree.shape[0]):
+        prior[tree[i], node[i]] = priors[i]
+        legal[tree[i], node[i]] = legal_actions[i]
 
 
 def backup(
@@ -251,10 +374,22 @@ def backup(
     leaf_value: np.ndarray,
 ) -> None:
     """Add the leaf's value to every edge on its path, negated at each ply toward the root."""
-    for depth in range(int(path_len.max())):
-        on_path = np.flatnonzero(path_len > depth)
-        plies_to_leaf = path_len[on_path] - depth  # the edge's chooser is this many plies above
-        sign = np.where(plies_to_leaf % 2 == 1, -1.0, 1.0)
-        node, action = path_nodes[on_path, depth], path_actions[on_path, depth]
-        trees.visits[on_path, node, action] += 1
-        trees.value_sum[on_path, node, action] += sign * leaf_value[on_path]
+    _backup(trees.visits, trees.value_sum, path_nodes, path_actions, path_len, leaf_value)
+
+
+@njit(cache=True)
+def _backup(
+    visits: np.ndarray,
+    value_sum: np.ndarray,
+    path_nodes: np.ndarray,
+    path_actions: np.ndarray,
+    path_len: np.ndarray,
+    leaf_value: np.ndarray,
+) -> None:
+    for b in range(path_len.shape[0]):
+        length = path_len[b]
+        for depth in range(length):
+            sign = -1.0 if (length - depth) % 2 == 1 else 1.0  # the edge's chooser's view
+            node, a = path_nodes[b, depth], path_actions[b, depth]
+            visits[b, node, a] += 1
+            value_sum[b, node, a] += sign * leaf_value[b]

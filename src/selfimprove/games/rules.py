@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from numba import njit
 
 
 @dataclass(frozen=True)
@@ -109,13 +110,42 @@ class ConnectFour:
         return boards[:, 0, :] == 0
 
     def play(self, boards: np.ndarray, actions: np.ndarray) -> Step:
-        placed = boards.copy()
-        index = np.arange(boards.shape[0])
-        height = (boards[index, :, actions] != 0).sum(axis=1)  # stones already in that column
-        placed[index, self.rows - 1 - height, actions] = 1
-        won = has_line(placed == 1, 4)
-        full = (placed[:, 0, :] != 0).all(axis=1)
-        return Step(-placed, won | full, won.astype(float))
+        after = np.empty_like(boards)
+        won, full = np.empty(len(boards), dtype=bool), np.empty(len(boards), dtype=bool)
+        _drop(boards, np.asarray(actions, dtype=np.int64), after, won, full)
+        return Step(after, won | full, won.astype(float))
+
+
+@njit(cache=True)
+def _drop(
+    boards: np.ndarray, actions: np.ndarray, after: np.ndarray, won: np.ndarray, full: np.ndarray
+) -> None:
+    """Connect Four's move, compiled: drop a +1 stone in each board's column, look for four
+    through that stone only, and write the board negated (the next mover's view)."""
+    rows, cols = boards.shape[1], boards.shape[2]
+    for b in range(boards.shape[0]):
+        column = actions[b]
+        row = rows - 1
+        while row > 0 and boards[b, row, column] != 0:  # the lowest empty cell
+            row -= 1
+        won[b] = False
+        for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            count = 1
+            for sign in (1, -1):
+                r, c = row + sign * dr, column + sign * dc
+                while 0 <= r < rows and 0 <= c < cols and boards[b, r, c] == 1:
+                    count += 1
+                    r, c = r + sign * dr, c + sign * dc
+            if count >= 4:
+                won[b] = True
+        full[b] = True
+        for r in range(rows):
+            for c in range(cols):
+                after[b, r, c] = -boards[b, r, c]
+        after[b, row, column] = -1
+        for c in range(cols):
+            if after[b, 0, c] == 0:
+                full[b] = False
 
 
 def boards_from_moves(game: Game, sequences: list[list[int]]) -> np.ndarray:
