@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--peers", type=int, nargs="*", default=[], help="OpenSpiel MCTS budgets")
     parser.add_argument("--pairs", type=int, default=20, help="paired games per peer")
     parser.add_argument("--openspiel", type=int, help="score OpenSpiel's MCTS-N, not a run")
+    parser.add_argument("--solver", action="store_true", help="the agent searches with MCTS-Solver")
     args = parser.parse_args()
     if args.openspiel:
         sets = _sets(TABLE, args.sets, args.positions)
@@ -61,10 +62,13 @@ def main() -> None:
     model: NetModel = state.incumbent
     sets = _sets(Path(info.config["evaluation"]["pons_table"]), args.sets, args.positions)
     start = time.perf_counter()
-    metrics = pons_metrics(NetEvaluator.of(model), sets, args.simulations, np.random.default_rng(0))
+    metrics = pons_metrics(
+        NetEvaluator.of(model), sets, args.simulations, np.random.default_rng(0), args.solver
+    )
     print(
         f"# run {info.id}, generation {generation} ({minutes[generation]:.0f} minutes), "
-        f"{args.simulations} simulations, {args.positions} positions per set, "
+        f"{args.simulations} simulations{' with MCTS-Solver' if args.solver else ''}, "
+        f"{args.positions} positions per set, "
         f"{time.perf_counter() - start:.0f} s"
     )
     for label in args.sets:

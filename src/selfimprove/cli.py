@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--run", required=True, help="a games.alphazero run of that game")
     play.add_argument("--first", choices=["human", "agent"], default="human")
     play.add_argument("--simulations", type=int, default=200, help="agent's search per move")
+    play.add_argument(
+        "--solver", action="store_true", help="MCTS-Solver: proven wins first, proven losses last"
+    )
     play.set_defaults(handler=_play)
 
     export = commands.add_parser(
@@ -289,7 +292,9 @@ def _play(args: argparse.Namespace) -> int:
                 continue
             action = int(text) - 1
         else:
-            action, value = agent_move(state.incumbent, game, board, args.simulations, rng)
+            action, value = agent_move(
+                state.incumbent, game, board, args.simulations, rng, args.solver
+            )
             out.print(f"agent plays {action + 1} (its value estimate: {value:+.2f})")
         step = game.play(board[None], np.array([action]))
         board = step.boards[0]

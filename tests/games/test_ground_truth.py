@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from selfimprove.games.bots import UniformEvaluator
+from selfimprove.games.mcts import SearchConfig, search
 from selfimprove.games.pons import load_pons, wilson_interval
 from selfimprove.games.rules import ConnectFour, TicTacToe, boards_from_moves
 from selfimprove.games.solvers import solve_tictactoe
@@ -81,3 +83,24 @@ def test_rollout_mcts_1000_matches_the_published_pons_mistake_rates() -> None:
         subset = pons_set.subset(slice(0, 300))
         rate = 100 * subset.mistakes(bot(subset.boards, np.random.default_rng(0))).mean()
         assert rate <= published[SET_LABELS[name]] + 3.0, f"{name}: {rate:.1f}%"
+
+
+@pytest.mark.skipif(not PONS.is_file(), reason="shared/data is not beside this checkout")
+def test_every_solver_proof_agrees_with_pons_exact_scores() -> None:
+    """MCTS-Solver's proven root actions (win / draw / loss for the mover) match the sign of
+    the exact move scores, on end-game and mid-game positions where it proves hundreds."""
+    game = ConnectFour()
+    for name in ("Test_L3_R1", "Test_L2_R1"):
+        pons_set = load_pons(PONS)[name].subset(slice(0, 100))
+        result = search(
+            game,
+            UniformEvaluator(7),
+            pons_set.boards,
+            SearchConfig(num_simulations=500, solver=True),
+            np.random.default_rng(0),
+        )
+        proven = ~np.isnan(result.proven)
+        assert proven.sum() > 150, name
+        assert (result.proven[proven] == np.sign(pons_set.move_scores)[proven]).all(), name
+        wins = (result.proven == 1).any(axis=1)  # a proven win is the move it plays
+        assert (result.proven[np.arange(100), result.best_action][wins] == 1).all()

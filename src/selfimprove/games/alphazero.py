@@ -69,6 +69,11 @@ class LadderAnchor(ConfigModel):
 
 class EvaluationConfig(ConfigModel):
     num_simulations: int = Field(50, ge=1, description="simulations when scoring the search")
+    solver: bool = Field(
+        False,
+        description="Connect Four / Othello: score the search with MCTS-Solver (proven wins and "
+        "losses backed up exactly); the raw policy is scored either way",
+    )
     random_games: int = Field(100, ge=0, description="tic-tac-toe: games against a random player")
     pons_table: FilePath | None = Field(None, description="Connect Four: pons_move_scores.tsv")
     pons_positions: int = Field(200, ge=1, description="Connect Four: positions scored per set")
@@ -217,14 +222,16 @@ class EvaluateAgainstAnchors:
         c, evaluator = self.config, NetEvaluator.of(model)
         metrics: Metrics = {"net/parameters": float(model.num_parameters())}
         if self.pons and generation % c.pons_every == 0:
-            metrics |= pons_metrics(evaluator, self.pons, c.num_simulations, rng)
+            metrics |= pons_metrics(evaluator, self.pons, c.num_simulations, rng, c.solver)
         if c.ladder_every and generation % c.ladder_every == 0 and c.ladder_anchors:
             anchors = {a.simulations: a.elo for a in c.ladder_anchors}
             metrics |= ladder_metrics(
-                self.game, evaluator, anchors, c.ladder_pairs, c.num_simulations, rng
+                self.game, evaluator, anchors, c.ladder_pairs, c.num_simulations, rng, c.solver
             )
         if c.ladder_every and generation % c.ladder_every == 0 and c.peers:
-            metrics |= peer_metrics(evaluator, c.peers, c.ladder_pairs, c.num_simulations, rng)
+            metrics |= peer_metrics(
+                evaluator, c.peers, c.ladder_pairs, c.num_simulations, rng, c.solver
+            )
         return metrics
 
 
@@ -269,14 +276,19 @@ def build_arms(config: AlphaZeroConfig) -> list[Arm]:
 
 
 def agent_move(
-    model: NetModel, game: Game, board: np.ndarray, simulations: int, rng: np.random.Generator
+    model: NetModel,
+    game: Game,
+    board: np.ndarray,
+    simulations: int,
+    rng: np.random.Generator,
+    solver: bool = False,
 ) -> tuple[int, float]:
     """The trained agent's move on one canonical board, and its value estimate (mover's view)."""
     result = search(
         game,
         NetEvaluator.of(model),
         board[None],
-        SearchConfig(num_simulations=simulations),
+        SearchConfig(num_simulations=simulations, solver=solver),
         rng,
     )
-    return int(result.visits[0].argmax()), float(result.value[0])
+    return int(result.best_action[0]), float(result.value[0])

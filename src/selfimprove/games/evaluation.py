@@ -111,7 +111,7 @@ class SearchPlayer:
     config: SearchConfig
 
     def __call__(self, boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return search(self.game, self.evaluator, boards, self.config, rng).visits.argmax(axis=1)
+        return search(self.game, self.evaluator, boards, self.config, rng).best_action
 
 
 def _losses_vs_random(
@@ -128,7 +128,11 @@ def _losses_vs_random(
 
 
 def pons_metrics(
-    evaluator: Evaluator, sets: Sequence[PonsSet], simulations: int, rng: np.random.Generator
+    evaluator: Evaluator,
+    sets: Sequence[PonsSet],
+    simulations: int,
+    rng: np.random.Generator,
+    solver: bool = False,
 ) -> Metrics:
     """Connect Four: mistake rate of the raw policy and of the search on each Pons set, with
     95% Wilson bounds as `_low` / `_high`."""
@@ -138,9 +142,9 @@ def pons_metrics(
         boards = pons_set.boards
         priors, _ = evaluator(boards, rng)
         policy = normalize(priors, game.legal_actions(boards)).argmax(axis=1)
-        result = search(game, evaluator, boards, SearchConfig(simulations), rng)
+        result = search(game, evaluator, boards, SearchConfig(simulations, solver=solver), rng)
         label = SET_LABELS.get(pons_set.name, pons_set.name)
-        for kind, actions in (("policy", policy), ("search", result.visits.argmax(axis=1))):
+        for kind, actions in (("policy", policy), ("search", result.best_action)):
             mistakes = int(pons_set.mistakes(actions).sum())
             low, high = wilson_interval(mistakes, len(boards))
             metrics[f"pons/{label}/{kind}_mistake_rate"] = mistakes / len(boards)
@@ -156,10 +160,11 @@ def ladder_metrics(
     pairs: int,
     simulations: int,
     rng: np.random.Generator,
+    solver: bool = False,
 ) -> Metrics:
     """Paired games against random-rollout MCTS bots (`simulations -> assumed Elo`) from shared
     random openings; the agent's maximum-likelihood Elo with a bootstrap 95% interval."""
-    agent = SearchPlayer(game, evaluator, SearchConfig(simulations))
+    agent = SearchPlayer(game, evaluator, SearchConfig(simulations, solver=solver))
     openings = random_openings(game, pairs, 2, rng)
     results = {
         elo: play_pairs(game, agent, MctsBot(game, sims), openings, rng)
@@ -178,11 +183,12 @@ def peer_metrics(
     pairs: int,
     simulations: int,
     rng: np.random.Generator,
+    solver: bool = False,
 ) -> Metrics:
     """Connect Four: paired games against OpenSpiel's C++ random-rollout MCTS with each
     simulation budget in `peers` (extra 'peers'); the agent's score and the Elo gap it implies."""
     game = ConnectFour()
-    agent = SearchPlayer(game, evaluator, SearchConfig(simulations))
+    agent = SearchPlayer(game, evaluator, SearchConfig(simulations, solver=solver))
     openings = random_openings(game, pairs, 2, rng)
     metrics: Metrics = {}
     for sims in peers:

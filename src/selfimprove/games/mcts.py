@@ -35,6 +35,7 @@ class SearchConfig:
     c_puct: float = 1.25
     dirichlet_alpha: float = 0.3
     dirichlet_fraction: float = 0.0  # 0.25 during self-play; 0 when evaluating
+    solver: bool = False  # MCTS-Solver: back up proven wins, losses and draws exactly
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ class SearchResult:
     q: np.ndarray  # [B, A] mean value of each root action for the player to move (nan unvisited)
     value: np.ndarray  # [B] visit-weighted root value
     forest: Forest  # the trees, for `advance` and a reusing search
+    proven: np.ndarray  # [B, A] exact value of each root action (solver only; nan unproven)
+
+    @property
+    def best_action(self) -> np.ndarray:
+        """The move to play `[B]`: the most visited, except that a proven win comes first and
+        a proven loss last (without the solver nothing is proven: the most visited)."""
+        key = self.visits + np.where(self.proven == 1, 1e12, 0.0)
+        key = key - np.where(self.proven == -1, 1e12, 0.0)
+        legal = self.forest.legal[np.arange(len(self.visits)), self.forest.root]
+        return np.where(legal, key, -np.inf).argmax(axis=1)
 
 
 @dataclass
@@ -57,6 +68,7 @@ class Forest:
     legal: np.ndarray  # [B, N, A]
     terminal: np.ndarray  # [B, N]
     terminal_value: np.ndarray  # [B, N]
+    solved: np.ndarray  # [B, N] int8: 0 unknown, else 2 + the exact value for the player to move
     size: np.ndarray  # [B] next free node
     root: np.ndarray  # [B]
 
@@ -80,15 +92,28 @@ def search(
     expand_roots(game, evaluator, trees, config, rng)
     max_depth = game.max_plies
     for _ in range(config.num_simulations):
-        path_nodes, path_actions, path_len, leaves = select(trees, config.c_puct, max_depth)
+        path_nodes, path_actions, path_len, leaves = select(
+            trees, config.c_puct, max_depth, solver=config.solver
+        )
         leaf_value = expand(game, evaluator, trees, leaves, rng)
-        backup(trees, path_nodes, path_actions, path_len, leaf_value)
+        backup(trees, path_nodes, path_actions, path_len, leaf_value, solver=config.solver)
     rows = np.arange(len(trees.root))
     visits, value_sum = trees.visits[rows, trees.root], trees.value_sum[rows, trees.root]
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(visits > 0, value_sum / visits, np.nan)
     value = value_sum.sum(axis=1) / np.maximum(visits.sum(axis=1), 1)
-    return SearchResult(visits, q, value, trees)
+    return SearchResult(visits, q, value, trees, root_proven(trees, config.solver))
+
+
+def root_proven(trees: Forest, solver: bool) -> np.ndarray:
+    """`[B, A]` exact value of each root action for the player to move (nan: not proven, or
+    no solver)."""
+    rows = np.arange(len(trees.root))
+    children = trees.children[rows, trees.root]  # [B, A]
+    if not solver:
+        return np.full(children.shape, np.nan)
+    solved = trees.solved[rows[:, None], np.maximum(children, 0)].astype(float)
+    return np.where((children >= 0) & (solved > 0), 2.0 - solved, np.nan)
 
 
 def advance(game: Game, forest: Forest, actions: np.ndarray, keep: np.ndarray) -> Forest:
@@ -105,6 +130,7 @@ def advance(game: Game, forest: Forest, actions: np.ndarray, keep: np.ndarray) -
         forest.boards[missing, new] = step.boards
         forest.terminal[missing, new] = step.terminal
         forest.terminal_value[missing, new] = -step.mover_result
+        forest.solved[missing, new] = np.where(step.terminal, 2 - step.mover_result, 0)
         forest.children[missing, forest.root[missing], actions[missing]] = new
         child[missing] = new
     forest.root = child.astype(np.int64)
@@ -139,6 +165,7 @@ def allocate(game: Game, roots: np.ndarray, capacity: int) -> Forest:
         legal=np.zeros((num, capacity, actions), dtype=bool),
         terminal=np.zeros((num, capacity), dtype=bool),
         terminal_value=np.zeros((num, capacity)),
+        solved=np.zeros((num, capacity), dtype=np.int8),
         size=np.ones(num, dtype=np.int64),
         root=np.zeros(num, dtype=np.int64),
     )
@@ -183,10 +210,16 @@ class _Leaves:
 
 
 def select(
-    trees: Forest, c_puct: float, max_depth: int, forced: np.ndarray | None = None
+    trees: Forest,
+    c_puct: float,
+    max_depth: int,
+    forced: np.ndarray | None = None,
+    solver: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Leaves]:
-    """Descend every tree by PUCT; `forced` (`[B]`) fixes the action taken at the root. The
-    leaves come ordered by the depth where each descent ended, then by tree."""
+    """Descend every tree by PUCT; `forced` (`[B]`) fixes the action taken at the root. With
+    `solver`, a descent ends at a proven node as at a terminal one, takes a move proven to
+    win, and avoids moves proven to lose. The leaves come ordered by the depth where each
+    descent ended, then by tree."""
     num = trees.size.shape[0]
     path_nodes = np.zeros((num, max_depth + 1), dtype=np.int64)
     path_actions = np.zeros((num, max_depth + 1), dtype=np.int64)
@@ -203,6 +236,8 @@ def select(
         trees.legal,
         trees.terminal,
         trees.terminal_value,
+        trees.solved,
+        solver,
         trees.root,
         float(c_puct),
         np.full(num, -1, dtype=np.int64) if forced is None else forced.astype(np.int64),
@@ -234,6 +269,8 @@ def _descend(  # the forest's arrays, unpacked for the compiler
     legal: np.ndarray,
     terminal: np.ndarray,
     terminal_value: np.ndarray,
+    solved: np.ndarray,
+    solver: bool,
     root: np.ndarray,
     c_puct: float,
     forced: np.ndarray,
@@ -251,21 +288,39 @@ def _descend(  # the forest's arrays, unpacked for the compiler
     for b in range(children.shape[0]):
         node, depth = root[b], 0
         while True:
+            chosen = -1
             if depth == 0 and forced[b] >= 0:
                 chosen = forced[b]
-            else:
+            elif solver:  # a child proven lost for its mover wins here
+                for a in range(num_actions):
+                    child = children[b, node, a]
+                    if legal[b, node, a] and child >= 0 and solved[b, child] == 1:
+                        chosen = a
+                        break
+            if chosen < 0:
                 total = 0.0
                 for a in range(num_actions):
                     total += visits[b, node, a]
                 root_total = np.sqrt(total + 1.0)
-                best, chosen = -np.inf, 0
+                best, chosen, fallback = -np.inf, 0, -np.inf
                 for a in range(num_actions):
                     if legal[b, node, a]:
                         n = visits[b, node, a]
                         q = value_sum[b, node, a] / max(n, 1.0) if n > 0 else 0.0
                         score = q + c_puct * prior[b, node, a] * root_total / (1.0 + n)
-                        if score > best:
+                        child = children[b, node, a]
+                        if solver and child >= 0 and solved[b, child] == 3:
+                            fallback = max(fallback, score)  # proven lost: only if all are
+                        elif score > best:
                             best, chosen = score, a
+                if best == -np.inf and fallback > -np.inf:  # every move loses: search them
+                    for a in range(num_actions):
+                        if legal[b, node, a]:
+                            n = visits[b, node, a]
+                            q = value_sum[b, node, a] / max(n, 1.0) if n > 0 else 0.0
+                            score = q + c_puct * prior[b, node, a] * root_total / (1.0 + n)
+                            if score > best:
+                                best, chosen = score, a
             path_nodes[b, depth], path_actions[b, depth] = node, chosen
             depth += 1
             child = children[b, node, chosen]
@@ -275,6 +330,9 @@ def _descend(  # the forest's arrays, unpacked for the compiler
             node = child
             if terminal[b, child]:
                 ended[b], end_value[b] = True, terminal_value[b, child]
+                break
+            if solver and solved[b, child] != 0:  # proven: its exact value, no evaluation
+                ended[b], end_value[b] = True, solved[b, child] - 2.0
                 break
         path_len[b] = depth
 
@@ -319,6 +377,7 @@ def _add_nodes(
         trees.children,
         trees.terminal,
         trees.terminal_value,
+        trees.solved,
         trees.size,
         tree,
         parent,
@@ -335,6 +394,7 @@ def _append(
     children: np.ndarray,
     forest_terminal: np.ndarray,
     terminal_value: np.ndarray,
+    solved: np.ndarray,
     size: np.ndarray,
     tree: np.ndarray,
     parent: np.ndarray,
@@ -350,6 +410,7 @@ def _append(
         forest_boards[t, new] = boards[i]
         children[t, parent[i], action[i]] = new
         forest_terminal[t, new], terminal_value[t, new] = terminal[i], value[i]
+        solved[t, new] = 2 + int(value[i]) if terminal[i] else 0
 
 
 @njit(cache=True)
@@ -372,9 +433,44 @@ def backup(
     path_actions: np.ndarray,
     path_len: np.ndarray,
     leaf_value: np.ndarray,
+    solver: bool = False,
 ) -> None:
-    """Add the leaf's value to every edge on its path, negated at each ply toward the root."""
+    """Add the leaf's value to every edge on its path, negated at each ply toward the root.
+    With `solver`, then mark each node on the path proven, from the leaf up, while it is: won
+    if some child is lost for its mover, else exact once every child is proven."""
     _backup(trees.visits, trees.value_sum, path_nodes, path_actions, path_len, leaf_value)
+    if solver:
+        _prove(trees.children, trees.legal, trees.solved, path_nodes, path_len)
+
+
+@njit(cache=True)
+def _prove(
+    children: np.ndarray,
+    legal: np.ndarray,
+    solved: np.ndarray,
+    path_nodes: np.ndarray,
+    path_len: np.ndarray,
+) -> None:
+    for b in range(path_len.shape[0]):
+        for depth in range(path_len[b] - 1, -1, -1):
+            node = path_nodes[b, depth]
+            if solved[b, node] != 0:
+                break
+            best, complete = -2, True  # best exact value for the mover among proven children
+            for a in range(children.shape[2]):
+                if not legal[b, node, a]:
+                    continue
+                child = children[b, node, a]
+                if child < 0 or solved[b, child] == 0:
+                    complete = False
+                else:
+                    best = max(best, 2 - solved[b, child])  # the child's value, negated
+            if best == 1:
+                solved[b, node] = 3
+            elif complete:
+                solved[b, node] = best + 2
+            else:
+                break
 
 
 @njit(cache=True)
