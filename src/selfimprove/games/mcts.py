@@ -354,9 +354,7 @@ def expand(
     if open_.any():
         legal = game.legal_actions(step.boards[open_])
         priors, values = evaluator(step.boards[open_], rng)
-        _set_priors(
-            trees.prior, trees.legal, tree[open_], new[open_], normalize(priors, legal), legal
-        )
+        _set_priors(trees.prior, trees.legal, tree[open_], new[open_], priors, legal)
         value[open_] = values
     leaf_value[tree] = value
     return leaf_value
@@ -422,9 +420,22 @@ def _set_priors(
     priors: np.ndarray,
     legal_actions: np.ndarray,
 ) -> None:
+    """Write each new node's legal moves and its priors, normalized over them exactly as
+    `normalize` does (in the priors' own precision; uniform where they sum to 0)."""
     for i in range(tree.shape[0]):
-        prior[tree[i], node[i]] = priors[i]
-        legal[tree[i], node[i]] = legal_actions[i]
+        total, count = priors[i, 0] - priors[i, 0], 0  # zero in the priors' precision
+        for a in range(priors.shape[1]):
+            if legal_actions[i, a]:
+                total += priors[i, a]
+                count += 1
+        for a in range(priors.shape[1]):
+            legal[tree[i], node[i], a] = legal_actions[i, a]
+            if not legal_actions[i, a]:
+                prior[tree[i], node[i], a] = 0.0
+            elif total > 0:
+                prior[tree[i], node[i], a] = priors[i, a] / total
+            else:
+                prior[tree[i], node[i], a] = 1.0 / max(count, 1)
 
 
 def backup(
