@@ -120,6 +120,7 @@ def test_play_rejects_illegal_input_and_finishes_a_game(
             run_id,
             "--simulations",
             "16",
+            "--solver",
         ],
         input=moves,
         capture_output=True,
