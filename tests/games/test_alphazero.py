@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -197,3 +199,33 @@ def test_chunk_sizes_split_games_evenly() -> None:
     assert chunk_sizes(256, 2) == [128, 128]
     assert chunk_sizes(7, 2) == [4, 3]
     assert chunk_sizes(1, 2) == [1]
+
+
+def test_a_self_play_worker_exits_when_the_loop_process_is_killed() -> None:
+    """`kill -9` of the loop leaves no worker behind waiting forever for games."""
+    script = (
+        "import os, time\n"
+        "from selfimprove.games.workers import _pool\n"
+        "print(_pool(1).submit(os.getpid).result(), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    loop = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert loop.stdout is not None
+    worker = int(loop.stdout.readline())
+    assert _running(worker)
+    loop.kill()
+    loop.wait()
+    loop.stdout.close()
+    deadline = time.monotonic() + 10
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(worker)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's pid 1 may never reap an orphan)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

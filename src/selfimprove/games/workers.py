@@ -10,6 +10,9 @@ two workers as with one; it differs from a one-worker run, which plays one chunk
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -56,5 +59,19 @@ def play_chunks(play: Chunk, num_games: int, workers: int, rng: np.random.Genera
 def _pool(processes: int) -> ProcessPoolExecutor:
     if processes not in _POOLS:
         context = multiprocessing.get_context("spawn")  # no forked torch state
-        _POOLS[processes] = ProcessPoolExecutor(processes, mp_context=context)
+        _POOLS[processes] = ProcessPoolExecutor(
+            processes, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
+        )
     return _POOLS[processes]
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a worker: leave as soon as the loop's process is gone (`kill -9` included), instead
+    of waiting forever on a queue whose other end nobody holds any more."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
