@@ -27,6 +27,7 @@ from selfimprove.collapse.study import PolicyArm, draw_from_pool, policy_pipelin
 from selfimprove.collapse.text import RealText, TextSplit, spread_windows
 from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm
+from selfimprove.core.memo import Newest
 from selfimprove.core.records import Batch, Evaluation
 from selfimprove.core.text_monitors import words
 from selfimprove.data import shakespeare
@@ -48,7 +49,7 @@ from selfimprove.models.tiny_gpt import (
 
 START = EOS  # each document is generated from the end-of-text token, as GPT-2 does
 
-_GENERATION_ZERO: dict[tuple[str | bytes, ...], tuple[LmModel, Mapping[str, Any]]] = {}
+_GENERATION_ZERO: Newest[tuple[str | bytes, ...], tuple[LmModel, Mapping[str, Any]]] = Newest()
 """The newest generation-0 model, keyed by its data, random state and settings: every arm
 of a run starts from the same real data and seed, so the first arm's model serves them all
 (a pure function's memo; a resumed run recomputes it)."""
@@ -143,11 +144,9 @@ class ShakespeareChars:
                 repr(rng.bit_generator.state),
                 self.config.model_dump_json(exclude={"arms"}),
             )
-            if key not in _GENERATION_ZERO:
-                lm = self._train(documents, rng)
-                _GENERATION_ZERO.clear()
-                _GENERATION_ZERO[key] = (lm, rng.bit_generator.state)
-            lm, state = _GENERATION_ZERO[key]
+            lm, state = _GENERATION_ZERO.get(
+                key, lambda: (self._train(documents, rng), rng.bit_generator.state)
+            )
             rng.bit_generator.state = state  # as if trained here
             return GptModel(lm, lm)
         return GptModel(self._train(documents, rng), incumbent.reference)

@@ -24,6 +24,7 @@ from pydantic import Field, model_validator
 
 from selfimprove.core.config import ConfigError, ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.memo import Newest
 from selfimprove.core.records import Batch, Metrics, Provenance, Source
 from selfimprove.core.seeding import stage_rng
 from selfimprove.core.stages import keep_all, no_verification, pass_model
@@ -91,7 +92,7 @@ class Students:
     transfer: tuple[np.ndarray, ...]  # training-set indices per seed
 
 
-_TEACHERS: dict[str, Mlp] = {}  # one teacher per run setting: every arm shares it
+_TEACHERS: Newest[str, Mlp] = Newest()  # one teacher per run setting: every arm shares it
 
 
 @dataclass(frozen=True)
@@ -102,21 +103,20 @@ class Setup:
 
     def teacher(self) -> Mlp:
         key = self.config.model_dump_json(exclude={"arms", "generations"})
-        if key not in _TEACHERS:
-            widths = (self.data.train_x.shape[1], *self.config.teacher_hidden, self.data.classes)
-            rng = stage_rng(self.config.seed, 0, "setup")
-            _TEACHERS.clear()
-            _TEACHERS[key] = train_mlp(
-                widths,
-                self.data.train_x,
-                self.data.train_y,
-                None,
-                1.0,
-                1.0,
-                Training(steps=self.config.teacher_steps),
-                rng,
-            )
-        return _TEACHERS[key]
+        return _TEACHERS.get(key, self._train_teacher)
+
+    def _train_teacher(self) -> Mlp:
+        widths = (self.data.train_x.shape[1], *self.config.teacher_hidden, self.data.classes)
+        return train_mlp(
+            widths,
+            self.data.train_x,
+            self.data.train_y,
+            None,
+            1.0,
+            1.0,
+            Training(steps=self.config.teacher_steps),
+            stage_rng(self.config.seed, 0, "setup"),
+        )
 
     def student(
         self, teachers: list[Mlp] | Mlp, transfer: tuple[np.ndarray, ...], rng: np.random.Generator

@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 
 from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.memo import Newest
 from selfimprove.core.records import Metrics
 from selfimprove.core.seeding import stage_rng
 from selfimprove.core.stages import keep_all, no_verification, pass_model
@@ -221,7 +222,7 @@ class Distilled:
     student: LmModel
 
 
-_TEACHERS: dict[str, LmModel] = {}
+_TEACHERS: Newest[str, LmModel] = Newest()  # every arm of a run shares it
 
 
 @dataclass(frozen=True)
@@ -232,15 +233,13 @@ class Setup:
 
     def teacher(self) -> LmModel:
         key = self.config.model_dump_json(exclude={"arms", "generations"})
-        if key not in _TEACHERS:
-            rng = stage_rng(self.config.seed, 0, "setup")
-            fresh = initial_lm(self.config.teacher.spec(self.config.context), rng)
-            examples = [Example((START,), tuple(d.tolist())) for d in self.data.train]
-            _TEACHERS.clear()
-            _TEACHERS[key] = train_lm(
-                fresh, examples, self.config.teacher_steps, self.config.training, rng
-            )[0]
-        return _TEACHERS[key]
+        return _TEACHERS.get(key, self._train_teacher)
+
+    def _train_teacher(self) -> LmModel:
+        rng = stage_rng(self.config.seed, 0, "setup")
+        fresh = initial_lm(self.config.teacher.spec(self.config.context), rng)
+        examples = [Example((START,), tuple(d.tolist())) for d in self.data.train]
+        return train_lm(fresh, examples, self.config.teacher_steps, self.config.training, rng)[0]
 
     def initialize(self, rng: np.random.Generator) -> tuple[Distilled, Distilled]:
         teacher = self.teacher()
