@@ -124,15 +124,11 @@ def advance(game: Game, forest: Forest, actions: np.ndarray, keep: np.ndarray) -
     missing = np.flatnonzero(child < 0)
     if missing.size:  # never expanded: add the node now; the next search evaluates it
         grow(forest, 1)
-        step = game.play(forest.boards[missing, forest.root[missing]], actions[missing])
-        new = forest.size[missing]
-        forest.size[missing] += 1
-        forest.boards[missing, new] = step.boards
-        forest.terminal[missing, new] = step.terminal
-        forest.terminal_value[missing, new] = -step.mover_result
-        forest.solved[missing, new] = np.where(step.terminal, 2 - step.mover_result, 0)
-        forest.children[missing, forest.root[missing], actions[missing]] = new
-        child[missing] = new
+        parent = forest.root[missing]
+        step = game.play(forest.boards[missing, parent], actions[missing])
+        child[missing] = forest.size[missing]
+        value = -step.mover_result.astype(float)
+        _add_nodes(forest, missing, parent, actions[missing], step.boards, step.terminal, value)
     forest.root = child.astype(np.int64)
     return forest.take(np.flatnonzero(keep))
 
@@ -181,8 +177,7 @@ def expand_roots(
         boards = trees.boards[fresh, root[fresh]]
         legal = game.legal_actions(boards)
         priors, _ = evaluator(boards, rng)
-        trees.prior[fresh, root[fresh]] = normalize(priors, legal)
-        trees.legal[fresh, root[fresh]] = legal
+        _set_priors(trees.prior, trees.legal, fresh, root[fresh], priors, legal)
     if config.dirichlet_fraction > 0:
         legal = trees.legal[rows, root]
         noise = normalize(rng.gamma(config.dirichlet_alpha, size=legal.shape), legal)
@@ -302,25 +297,21 @@ def _descend(  # the forest's arrays, unpacked for the compiler
                 for a in range(num_actions):
                     total += visits[b, node, a]
                 root_total = np.sqrt(total + 1.0)
-                best, chosen, fallback = -np.inf, 0, -np.inf
+                best, chosen = -np.inf, -1  # among moves not proven lost
+                best_any, chosen_any = -np.inf, 0  # among all: when every move loses
                 for a in range(num_actions):
                     if legal[b, node, a]:
                         n = visits[b, node, a]
                         q = value_sum[b, node, a] / max(n, 1.0) if n > 0 else 0.0
                         score = q + c_puct * prior[b, node, a] * root_total / (1.0 + n)
+                        if score > best_any:
+                            best_any, chosen_any = score, a
                         child = children[b, node, a]
-                        if solver and child >= 0 and solved[b, child] == 3:
-                            fallback = max(fallback, score)  # proven lost: only if all are
-                        elif score > best:
+                        lost = solver and child >= 0 and solved[b, child] == 3
+                        if not lost and score > best:
                             best, chosen = score, a
-                if best == -np.inf and fallback > -np.inf:  # every move loses: search them
-                    for a in range(num_actions):
-                        if legal[b, node, a]:
-                            n = visits[b, node, a]
-                            q = value_sum[b, node, a] / max(n, 1.0) if n > 0 else 0.0
-                            score = q + c_puct * prior[b, node, a] * root_total / (1.0 + n)
-                            if score > best:
-                                best, chosen = score, a
+                if chosen < 0:
+                    chosen = chosen_any
             path_nodes[b, depth], path_actions[b, depth] = node, chosen
             depth += 1
             child = children[b, node, chosen]
