@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from selfimprove.core.store import RunStore
+from selfimprove.core.config import ConfigError
+from selfimprove.core.store import RunNotFoundError
+from selfimprove.experiments import newest_state
 from selfimprove.games.mcts import SearchConfig, normalize, search
 from selfimprove.games.network import NetEvaluator, NetModel, NetSpec, initial_model
 from selfimprove.games.pons import SET_LABELS, PonsSet, load_pons
@@ -39,19 +41,12 @@ def main() -> None:
     parser.add_argument("--fresh", nargs="*", default=["4x32", "4x64"], help="BLOCKSxCHANNELS")
     parser.add_argument("--fresh-steps", type=int, default=3000)
     args = parser.parse_args()
-    store = RunStore.open(args.run, args.runs_dir)
     try:
-        info = store.info()
-        arm = store.arms()[0][0]
-        at = store.last_generation(arm) if args.generation is None else args.generation
-        snapshot = store.load_snapshot(arm, at)
-    finally:
-        store.close()
-    if snapshot is None:
-        raise SystemExit("no saved generation")
-    generation, state = snapshot
-    model: NetModel = state.incumbent
-    window = state.history[-1]
+        saved = newest_state(args.run, args.runs_dir, at=args.generation)
+    except (ConfigError, RunNotFoundError) as error:
+        parser.exit(2, f"{error}\n")
+    info, generation, model = saved.info, saved.generation, saved.state.incumbent
+    window = saved.state.history[-1]
     table = Path(info.config["evaluation"]["pons_table"])
     sets = {SET_LABELS[name]: s for name, s in load_pons(table).items()}
     train = info.config["train"]

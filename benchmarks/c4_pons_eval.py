@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 
-from selfimprove.core.store import RunStore
+from selfimprove.core.config import ConfigError
+from selfimprove.core.store import RunNotFoundError, RunStore
+from selfimprove.experiments import newest_state
 from selfimprove.games.evaluation import peer_metrics, pons_metrics
-from selfimprove.games.network import NetEvaluator, NetModel
+from selfimprove.games.network import NetEvaluator
 from selfimprove.games.peers import OpenSpielMcts
 from selfimprove.games.pons import SET_LABELS, PonsSet, load_pons, wilson_interval
 
@@ -47,19 +50,13 @@ def main() -> None:
         return
     if args.run is None:
         parser.error("give a RUN or --openspiel N")
-    store = RunStore.open(args.run, args.runs_dir)
     try:
-        info = store.info()
-        arm = store.arms()[0][0]
-        at = store.last_generation(arm) if args.generation is None else args.generation
-        snapshot = store.load_snapshot(arm, at)
-        minutes = store.compute_minutes(arm)
-    finally:
-        store.close()
-    if snapshot is None:
-        raise SystemExit("no saved generation")
-    generation, state = snapshot
-    model: NetModel = state.incumbent
+        saved = newest_state(args.run, args.runs_dir, at=args.generation)
+    except (ConfigError, RunNotFoundError) as error:
+        parser.exit(2, f"{error}\n")
+    info, generation, model = saved.info, saved.generation, saved.state.incumbent
+    with closing(RunStore.open(args.run, args.runs_dir)) as store:
+        minutes = store.compute_minutes(saved.arm)
     sets = _sets(Path(info.config["evaluation"]["pons_table"]), args.sets, args.positions)
     start = time.perf_counter()
     metrics = pons_metrics(

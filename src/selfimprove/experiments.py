@@ -234,9 +234,11 @@ def newest_state(
     runs_dir: Path,
     arm: str | None = None,
     check: Callable[[RunInfo], None] | None = None,
+    at: int | None = None,
 ) -> SavedState:
-    """The newest saved generation of one arm (default: the first). `check` may refuse the
-    run (raising `ConfigError`) before any snapshot is read."""
+    """The newest saved generation of one arm (default: the first), at or before generation
+    `at` if given. `check` may refuse the run (raising `ConfigError`) before any snapshot is
+    read."""
     store = RunStore.open(run, runs_dir)
     try:
         info = store.info()
@@ -246,11 +248,12 @@ def newest_state(
         chosen = arm or arms[0]
         if chosen not in arms:
             raise ConfigError(f"run {info.id} has no arm {chosen!r}; its arms: {', '.join(arms)}")
-        snapshot = store.load_snapshot(chosen, store.last_generation(chosen))
+        snapshot = store.load_snapshot(chosen, store.last_generation(chosen) if at is None else at)
     finally:
         store.close()
     if snapshot is None:
-        raise ConfigError(f"run {info.id} has no saved generation yet")
+        when = "yet" if at is None else f"at or before generation {at} (older ones are pruned)"
+        raise ConfigError(f"run {info.id} has no saved generation {when}")
     return SavedState(info, chosen, *snapshot)
 
 

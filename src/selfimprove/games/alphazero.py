@@ -223,12 +223,13 @@ class EvaluateAgainstAnchors:
         metrics: Metrics = {"net/parameters": float(model.num_parameters())}
         if self.pons and generation % c.pons_every == 0:
             metrics |= pons_metrics(evaluator, self.pons, c.num_simulations, rng, c.solver)
-        if c.ladder_every and generation % c.ladder_every == 0 and c.ladder_anchors:
+        ladder_now = c.ladder_every > 0 and generation % c.ladder_every == 0
+        if ladder_now and c.ladder_anchors:
             anchors = {a.simulations: a.elo for a in c.ladder_anchors}
             metrics |= ladder_metrics(
                 self.game, evaluator, anchors, c.ladder_pairs, c.num_simulations, rng, c.solver
             )
-        if c.ladder_every and generation % c.ladder_every == 0 and c.peers:
+        if ladder_now and c.peers:
             metrics |= peer_metrics(
                 evaluator, c.peers, c.ladder_pairs, c.num_simulations, rng, c.solver
             )

@@ -104,7 +104,7 @@ class TicTacToeReferee:
 
 @dataclass(frozen=True)
 class SearchPlayer:
-    """The agent in an arena: its search's most visited move (no noise, no sampling)."""
+    """The agent in an arena: its search's `best_action` (no noise, no sampling)."""
 
     game: Game
     evaluator: Evaluator
