@@ -71,8 +71,8 @@ class EvaluationConfig(ConfigModel):
     num_simulations: int = Field(50, ge=1, description="simulations when scoring the search")
     solver: bool = Field(
         False,
-        description="Connect Four / Othello: score the search with MCTS-Solver (proven wins and "
-        "losses backed up exactly); the raw policy is scored either way",
+        description="score the search with MCTS-Solver (proven wins and losses backed up "
+        "exactly); the raw policy is scored either way",
     )
     random_games: int = Field(100, ge=0, description="tic-tac-toe: games against a random player")
     pons_table: FilePath | None = Field(None, description="Connect Four: pons_move_scores.tsv")
@@ -205,7 +205,7 @@ class EvaluateTicTacToe:
 
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Metrics:
         del generation
-        search_config = SearchConfig(num_simulations=self.config.num_simulations)
+        search_config = SearchConfig(self.config.num_simulations, solver=self.config.solver)
         metrics = self.referee(NetEvaluator.of(model), search_config, self.config.random_games, rng)
         return metrics | {"net/parameters": float(model.num_parameters())}
 

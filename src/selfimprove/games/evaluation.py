@@ -61,7 +61,7 @@ class TicTacToeReferee:
         legal = game.legal_actions(self.positions)
         priors, values = evaluator(self.positions, rng)
         policy_actions = normalize(priors, legal).argmax(axis=1)
-        searched = search(game, evaluator, self.positions, search_config, rng).visits.argmax(axis=1)
+        searched = search(game, evaluator, self.positions, search_config, rng).best_action
         index = np.arange(n)
         positions, mistakes, losses = self.in_play(evaluator, search_config, rng)
         return {
@@ -86,7 +86,7 @@ class TicTacToeReferee:
         for frontier in (game.initial(1), first_replies):
             while len(frontier):
                 frontier = np.unique(frontier, axis=0)
-                actions = search(game, evaluator, frontier, config, rng).visits.argmax(axis=1)
+                actions = search(game, evaluator, frontier, config, rng).best_action
                 rows = np.array([row[b.tobytes()] for b in frontier])
                 seen, mistakes = (
                     seen + len(frontier),
