@@ -27,6 +27,12 @@ class NetSpec(ConfigModel):
     hidden: int = Field(128, ge=8, description="mlp: width of the two hidden layers")
     channels: int = Field(64, ge=4, description="resnet: channels")
     blocks: int = Field(4, ge=0, description="resnet: residual blocks")
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="arithmetic of forward and backward passes: bfloat16 runs them under "
+        "torch.autocast (weights, optimizer state and losses stay float32); about 2x faster "
+        "for conv nets on CPUs with avx512_bf16, slower on CPUs without it",
+    )
 
 
 class MlpNet(nn.Module):
@@ -135,14 +141,17 @@ class NetEvaluator:
 
     net: nn.Module
     channels_last: bool = False
+    bfloat16: bool = False
 
     @classmethod
     def of(cls, model: NetModel) -> NetEvaluator:
         """Conv nets run channels_last: measured 15-20% faster on this CPU at batch 256."""
         net = model.module()
+        bfloat16 = model.spec.precision == "bfloat16"
         if model.spec.kind == "resnet":
-            return cls(net.to(memory_format=torch.channels_last), channels_last=True)  # type: ignore[call-overload]  # torch stubs omit memory_format
-        return cls(net)
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs omit memory_format
+            return cls(net, channels_last=True, bfloat16=bfloat16)
+        return cls(net, bfloat16=bfloat16)
 
     def __call__(
         self, boards: np.ndarray, rng: np.random.Generator
@@ -152,5 +161,14 @@ class NetEvaluator:
         if self.channels_last:
             planes = planes.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            logits, values = self.net(planes)
-            return torch.softmax(logits, dim=1).numpy(), values.numpy().astype(np.float64)
+            with autocast(self.bfloat16):
+                logits, values = self.net(planes)
+            return (
+                torch.softmax(logits.float(), dim=1).numpy(),
+                values.float().numpy().astype(np.float64),
+            )
+
+
+def autocast(bfloat16: bool) -> torch.autocast:
+    """bfloat16 arithmetic for what runs inside (a no-op when `bfloat16` is False)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16)

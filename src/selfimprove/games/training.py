@@ -12,7 +12,7 @@ import torch
 from pydantic import Field
 
 from selfimprove.core.config import ConfigModel
-from selfimprove.games.network import NetModel, encode
+from selfimprove.games.network import NetModel, autocast, encode
 from selfimprove.games.selfplay import Positions
 
 Symmetries = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -82,9 +82,12 @@ def train_net(
         planes = planes.contiguous(memory_format=torch.channels_last)
     targets_pi = torch.from_numpy(policies.astype(np.float32))
     targets_z = torch.from_numpy(values.astype(np.float32))
+    bfloat16 = model.spec.precision == "bfloat16"
     for _ in range(config.steps):
         batch = torch.from_numpy(rng.integers(0, len(boards), size=config.batch_size))
-        logits, value = net(planes[batch])
+        with autocast(bfloat16):  # the losses below are float32 either way
+            logits, value = net(planes[batch])
+        logits, value = logits.float(), value.float()
         policy_loss = -(targets_pi[batch] * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
         loss = policy_loss + torch.mean((value - targets_z[batch]) ** 2)
         optimizer.zero_grad()
