@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from selfimprove.games.mcts import SearchConfig
-from selfimprove.games.network import NetEvaluator, NetSpec, initial_model
+from selfimprove.games.network import NetEvaluator, NetModel, NetSpec, initial_model
 from selfimprove.games.rules import ConnectFour
 from selfimprove.games.selfplay import self_play
 from selfimprove.games.training import TrainConfig, mirror_columns, train_net
@@ -14,7 +14,7 @@ from selfimprove.games.training import TrainConfig, mirror_columns, train_net
 SPEC = {"kind": "resnet", "channels": 16, "blocks": 2}
 
 
-def _model(precision: str):  # type: ignore[no-untyped-def]
+def _model(precision: str) -> NetModel:
     spec = NetSpec.model_validate({**SPEC, "precision": precision})
     return initial_model(spec, 6, 7, 7, np.random.default_rng(0))
 
@@ -51,7 +51,7 @@ def test_bfloat16_training_learns_and_is_reproducible() -> None:
     boards = np.concatenate([p.boards for p in window])
     targets = np.concatenate([p.policies for p in window])
 
-    def policy_loss(model) -> float:  # type: ignore[no-untyped-def]
+    def policy_loss(model: NetModel) -> float:
         priors, _ = NetEvaluator.of(model)(boards, rng)
         return float(-(targets * np.log(priors + 1e-9)).sum(axis=1).mean())
 
