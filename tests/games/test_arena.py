@@ -61,3 +61,27 @@ def test_more_simulations_beat_fewer() -> None:
     openings = random_openings(game, 20, 2, np.random.default_rng(5))
     strong, weak = MctsBot(game, 200), MctsBot(game, 10)
     assert play_pairs(game, strong, weak, openings, np.random.default_rng(6)).score > 0.7
+
+
+def _has_line(boards: np.ndarray, length: int) -> np.ndarray:
+    """Per board: does either side own `length` cells in a row (any direction)?"""
+    found = np.zeros(len(boards), dtype=bool)
+    rows, cols = boards.shape[1:]
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        for r in range(rows):
+            for c in range(cols):
+                cells = [(r + k * dr, c + k * dc) for k in range(length)]
+                if all(0 <= y < rows and 0 <= x < cols for y, x in cells):
+                    line = np.stack([boards[:, y, x] for y, x in cells], axis=1)
+                    found |= np.abs(line.sum(axis=1)) == length
+    return found
+
+
+def test_deep_random_openings_end_no_game_and_never_hang() -> None:
+    rng = np.random.default_rng(7)
+    for game, plies, length in ((ConnectFour(), 34, 4), (TicTacToe(), 7, 3)):
+        openings = random_openings(game, 40, plies, rng)  # both used to hang forever
+        assert ((openings != 0).sum(axis=(1, 2)) == plies).all()
+        assert not _has_line(openings, length).any()
+    with pytest.raises(ValueError, match="end every game"):
+        random_openings(TicTacToe(), 5, 9, rng)

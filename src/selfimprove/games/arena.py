@@ -42,17 +42,31 @@ class MatchResult:
         return float(self.scores.mean() / 2)
 
 
-def random_openings(game: Game, num: int, plies: int, rng: np.random.Generator) -> np.ndarray:
-    """`num` positions after `plies` random moves that end no game (retried where one does)."""
+def random_openings(
+    game: Game, num: int, plies: int, rng: np.random.Generator, rounds: int = 20
+) -> np.ndarray:
+    """`num` positions after `plies` random moves that end no game. A move that ends a game is
+    redrawn (up to 64 times); a line where no redraw helped (every move there ends the game,
+    or bad luck) is dropped and drawn again from the start, for at most `rounds` rounds."""
+    if plies >= game.max_plies:
+        raise ValueError(f"{plies} plies end every game of {game.name}")
     boards = game.initial(num)
+    stuck = np.zeros(num, dtype=bool)
     for _ in range(plies):
         moves = random_legal_actions(game, boards, rng)
         step = game.play(boards, moves)
-        while step.terminal.any():  # redraw the moves that ended a game
-            bad = step.terminal
+        for _ in range(64):
+            bad = step.terminal & ~stuck
+            if not bad.any():
+                break
             moves[bad] = random_legal_actions(game, boards[bad], rng)
             step = game.play(boards, moves)
-        boards = step.boards
+        stuck |= step.terminal
+        boards = np.where(stuck[:, None, None], boards, step.boards)
+    if stuck.any():
+        if rounds <= 1:
+            raise ValueError(f"could not draw {num} openings of {plies} plies that end no game")
+        boards[stuck] = random_openings(game, int(stuck.sum()), plies, rng, rounds - 1)
     return boards
 
 
