@@ -163,10 +163,10 @@ class NetEvaluator:
         with torch.inference_mode():
             with autocast(self.bfloat16):
                 logits, values = self.net(planes)
-            return (
-                torch.softmax(logits.float(), dim=1).numpy(),
-                values.float().numpy().astype(np.float64),
-            )
+            # softmax down the batch of a transposed view: torch's kernel along a last dim of a
+            # few actions runs row by row (measured 4-6x slower at 256-1024 boards)
+            priors = torch.softmax(logits.float().t(), dim=0).t()
+            return np.ascontiguousarray(priors.numpy()), values.float().numpy().astype(np.float64)
 
 
 def autocast(bfloat16: bool) -> torch.autocast:
