@@ -9,6 +9,7 @@ small nets 10-100x slower (REFERENCES.md).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -163,12 +164,18 @@ class NetEvaluator:
         with torch.inference_mode():
             with autocast(self.bfloat16):
                 logits, values = self.net(planes)
-            # softmax down the batch of a transposed view: torch's kernel along a last dim of a
-            # few actions runs row by row (measured 4-6x slower at 256-1024 boards)
-            priors = torch.softmax(logits.float().t(), dim=0).t()
-            return np.ascontiguousarray(priors.numpy()), values.float().numpy().astype(np.float64)
+            logits = logits.float()
+            if len(logits) >= 16:  # torch's softmax along a last dim of a few actions runs row
+                # by row (4-6x slower at 256-1024 boards): go down the batch of a transposed view
+                priors = np.ascontiguousarray(torch.softmax(logits.t(), dim=0).t().numpy())
+            else:
+                priors = torch.softmax(logits, dim=1).numpy()
+            return priors, values.float().numpy().astype(np.float64)
 
 
-def autocast(bfloat16: bool) -> torch.autocast:
-    """bfloat16 arithmetic for what runs inside (a no-op when `bfloat16` is False)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16)
+def autocast(bfloat16: bool) -> AbstractContextManager[object]:
+    """bfloat16 arithmetic for what runs inside; nothing at all when `bfloat16` is False
+    (entering a disabled torch.autocast costs microseconds per call at batch 1)."""
+    if not bfloat16:
+        return nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16)
