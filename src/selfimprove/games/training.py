@@ -82,10 +82,9 @@ def train_net(
         planes = planes.contiguous(memory_format=torch.channels_last)
     targets_pi = torch.from_numpy(policies.astype(np.float32))
     targets_z = torch.from_numpy(values.astype(np.float32))
-    bfloat16 = model.spec.precision == "bfloat16"
     for _ in range(config.steps):
         batch = torch.from_numpy(rng.integers(0, len(boards), size=config.batch_size))
-        with autocast(bfloat16):  # the losses below are float32 either way
+        with autocast(model.spec.bfloat16):  # the losses below are float32 either way
             logits, value = net(planes[batch])
         logits, value = logits.float(), value.float()
         policy_loss = -(targets_pi[batch] * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
