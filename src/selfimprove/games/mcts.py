@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from numba import njit
 
-from selfimprove.games.rules import Game
+from selfimprove.games.rules import Game, Step
 
 # `allocate`, `expand_roots`, `select`, `expand`, `backup` and `grow` are the building blocks
 # of a search; `search` is PUCT, and `gumbel.gumbel_search` composes them differently.
@@ -90,10 +90,10 @@ def search(
     trees = reuse if reuse is not None else allocate(game, roots, config.num_simulations + 1)
     grow(trees, config.num_simulations)
     expand_roots(game, evaluator, trees, config, rng)
-    max_depth = game.max_plies
+    paths = Paths.allocate(len(trees.root), game.max_plies)
     for _ in range(config.num_simulations):
         path_nodes, path_actions, path_len, leaves = select(
-            trees, config.c_puct, max_depth, solver=config.solver
+            trees, config.c_puct, game.max_plies, solver=config.solver, paths=paths
         )
         leaf_value = expand(game, evaluator, trees, leaves, rng)
         backup(trees, path_nodes, path_actions, path_len, leaf_value, solver=config.solver)
@@ -126,9 +126,8 @@ def advance(game: Game, forest: Forest, actions: np.ndarray, keep: np.ndarray) -
         grow(forest, 1)
         parent = forest.root[missing]
         step = game.play(forest.boards[missing, parent], actions[missing])
-        child[missing] = forest.size[missing]
-        value = -step.mover_result.astype(float)
-        _add_nodes(forest, missing, parent, actions[missing], step.boards, step.terminal, value)
+        scratch = np.zeros(len(rows))
+        child[missing] = _add_nodes(forest, missing, parent, actions[missing], step, scratch)
     forest.root = child.astype(np.int64)
     return forest.take(np.flatnonzero(keep))
 
@@ -204,26 +203,55 @@ class _Leaves:
     terminal_value: np.ndarray
 
 
+@dataclass
+class Paths:
+    """Scratch arrays for `select`, made once per search and overwritten by every descent."""
+
+    nodes: np.ndarray  # [B, D + 1] the nodes of each descent, root first
+    actions: np.ndarray  # [B, D + 1] the action taken at each
+    length: np.ndarray  # [B]
+    parent: np.ndarray  # [B] the node whose unexpanded edge the descent stopped at
+    action: np.ndarray  # [B] and that edge's action
+    ended: np.ndarray  # [B] the descent ended on a terminal or proven node
+    end_value: np.ndarray  # [B] that node's value
+    order: np.ndarray  # [B] trees by where their descents ended (see `_order`)
+    unforced: np.ndarray  # [B] all -1: no action forced at the root
+
+    @classmethod
+    def allocate(cls, num: int, max_depth: int) -> Paths:
+        def ints(*shape: int) -> np.ndarray:
+            return np.zeros(shape, dtype=np.int64)
+
+        return cls(
+            ints(num, max_depth + 1),
+            ints(num, max_depth + 1),
+            ints(num),
+            ints(num),
+            ints(num),
+            np.zeros(num, dtype=np.bool_),
+            np.zeros(num),
+            ints(num),
+            np.full(num, -1, dtype=np.int64),
+        )
+
+
 def select(
     trees: Forest,
     c_puct: float,
     max_depth: int,
     forced: np.ndarray | None = None,
     solver: bool = False,
+    paths: Paths | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Leaves]:
     """Descend every tree by PUCT; `forced` (`[B]`) fixes the action taken at the root. With
     `solver`, a descent ends at a proven node as at a terminal one, takes a move proven to
     win, and avoids moves proven to lose. The leaves come ordered by the depth where each
-    descent ended, then by tree."""
+    descent ended, then by tree. `paths` (scratch from `Paths.allocate`) saves allocating
+    the path arrays at every step; the arrays returned are its own."""
     num = trees.size.shape[0]
-    path_nodes = np.zeros((num, max_depth + 1), dtype=np.int64)
-    path_actions = np.zeros((num, max_depth + 1), dtype=np.int64)
-    path_len = np.zeros(num, dtype=np.int64)
-    parent = np.zeros(num, dtype=np.int64)
-    action = np.zeros(num, dtype=np.int64)
-    ended = np.zeros(num, dtype=np.bool_)
-    end_value = np.zeros(num)
-    _descend(
+    if paths is None:
+        paths = Paths.allocate(num, max_depth)
+    _DESCEND[solver](
         trees.children,
         trees.visits,
         trees.value_sum,
@@ -232,100 +260,131 @@ def select(
         trees.terminal,
         trees.terminal_value,
         trees.solved,
-        solver,
         trees.root,
         float(c_puct),
-        np.full(num, -1, dtype=np.int64) if forced is None else forced.astype(np.int64),
-        path_nodes,
-        path_actions,
-        path_len,
-        parent,
-        action,
-        ended,
-        end_value,
+        paths.unforced if forced is None else forced.astype(np.int64),
+        paths.nodes,
+        paths.actions,
+        paths.length,
+        paths.parent,
+        paths.action,
+        paths.ended,
+        paths.end_value,
     )
-    open_ = np.flatnonzero(~ended)
-    tree = open_[np.argsort(path_len[open_], kind="stable")]
-    end_tree = np.flatnonzero(ended)
-    return (
-        path_nodes,
-        path_actions,
-        path_len,
-        _Leaves(tree, parent[tree], action[tree], end_tree, end_value[end_tree]),
+    num_open = _order(paths.length, paths.ended, paths.order)
+    tree, end_tree = paths.order[:num_open], paths.order[num_open:]
+    leaves = _Leaves(
+        tree, paths.parent[tree], paths.action[tree], end_tree, paths.end_value[end_tree]
     )
+    return paths.nodes, paths.actions, paths.length, leaves
 
 
 @njit(cache=True)
-def _descend(  # the forest's arrays, unpacked for the compiler
-    children: np.ndarray,
-    visits: np.ndarray,
-    value_sum: np.ndarray,
-    prior: np.ndarray,
-    legal: np.ndarray,
-    terminal: np.ndarray,
-    terminal_value: np.ndarray,
-    solved: np.ndarray,
-    solver: bool,
-    root: np.ndarray,
-    c_puct: float,
-    forced: np.ndarray,
-    path_nodes: np.ndarray,
-    path_actions: np.ndarray,
-    path_len: np.ndarray,
-    parent: np.ndarray,
-    action: np.ndarray,
-    ended: np.ndarray,
-    end_value: np.ndarray,
-) -> None:
-    """Compiled PUCT descent of each tree to an unexpanded edge or a terminal node; the same
-    arithmetic, in the same order, as the vectorized numpy it replaced (bit-equal results)."""
-    num_actions = children.shape[2]
-    for b in range(children.shape[0]):
-        node, depth = root[b], 0
-        while True:
-            chosen = -1
-            if depth == 0 and forced[b] >= 0:
-                chosen = forced[b]
-            elif solver:  # a child proven lost for its mover wins here
-                for a in range(num_actions):
-                    child = children[b, node, a]
-                    if legal[b, node, a] and child >= 0 and solved[b, child] == 1:
-                        chosen = a
-                        break
-            if chosen < 0:
-                total = 0.0
-                for a in range(num_actions):
-                    total += visits[b, node, a]
-                root_total = np.sqrt(total + 1.0)
-                best, chosen = -np.inf, -1  # among moves not proven lost
-                best_any, chosen_any = -np.inf, 0  # among all: when every move loses
-                for a in range(num_actions):
-                    if legal[b, node, a]:
-                        n = visits[b, node, a]
-                        q = value_sum[b, node, a] / max(n, 1.0) if n > 0 else 0.0
-                        score = q + c_puct * prior[b, node, a] * root_total / (1.0 + n)
-                        if score > best_any:
-                            best_any, chosen_any = score, a
+def _order(length: np.ndarray, ended: np.ndarray, order: np.ndarray) -> int:
+    """Write into `order` the trees whose descents stopped at an unexpanded edge, by path
+    length and then by tree (a counting sort), then the trees whose descents ended; return
+    how many stopped at an edge."""
+    counts = np.zeros(length.max() + 2, dtype=np.int64)
+    num_open = 0
+    for b in range(length.shape[0]):
+        if not ended[b]:
+            counts[length[b] + 1] += 1
+            num_open += 1
+    for depth in range(1, counts.shape[0]):
+        counts[depth] += counts[depth - 1]  # counts[d]: where depth d's trees start
+    end = num_open
+    for b in range(length.shape[0]):
+        if ended[b]:
+            order[end] = b
+            end += 1
+        else:
+            order[counts[length[b]]] = b
+            counts[length[b]] += 1
+    return num_open
+
+
+def _descent_kernel(solver: bool):  # type: ignore[no-untyped-def]  # numba's dispatcher
+    """The compiled PUCT descent of each tree to an unexpanded edge or a terminal node; the
+    same arithmetic, in the same order, as the vectorized numpy it replaced (bit-equal).
+    Made once per value of `solver`, a constant to the compiler, so that the plain search
+    carries none of the solver's tests (they cost a third of its time per descent)."""
+
+    @njit(cache=True)
+    def descend(  # the forest's arrays, unpacked for the compiler
+        children: np.ndarray,
+        visits: np.ndarray,
+        value_sum: np.ndarray,
+        prior: np.ndarray,
+        legal: np.ndarray,
+        terminal: np.ndarray,
+        terminal_value: np.ndarray,
+        solved: np.ndarray,
+        root: np.ndarray,
+        c_puct: float,
+        forced: np.ndarray,
+        path_nodes: np.ndarray,
+        path_actions: np.ndarray,
+        path_len: np.ndarray,
+        parent: np.ndarray,
+        action: np.ndarray,
+        ended: np.ndarray,
+        end_value: np.ndarray,
+    ) -> None:
+        num_actions = children.shape[2]
+        for b in range(children.shape[0]):
+            node, depth = root[b], 0
+            ended[b] = False
+            while True:
+                chosen = -1
+                if depth == 0 and forced[b] >= 0:
+                    chosen = forced[b]
+                elif solver:  # a child proven lost for its mover wins here
+                    for a in range(num_actions):
                         child = children[b, node, a]
-                        lost = solver and child >= 0 and solved[b, child] == 3
-                        if not lost and score > best:
-                            best, chosen = score, a
+                        if legal[b, node, a] and child >= 0 and solved[b, child] == 1:
+                            chosen = a
+                            break
                 if chosen < 0:
-                    chosen = chosen_any
-            path_nodes[b, depth], path_actions[b, depth] = node, chosen
-            depth += 1
-            child = children[b, node, chosen]
-            if child < 0:
-                parent[b], action[b] = node, chosen
-                break
-            node = child
-            if terminal[b, child]:
-                ended[b], end_value[b] = True, terminal_value[b, child]
-                break
-            if solver and solved[b, child] != 0:  # proven: its exact value, no evaluation
-                ended[b], end_value[b] = True, solved[b, child] - 2.0
-                break
-        path_len[b] = depth
+                    total = 0.0
+                    for a in range(num_actions):
+                        total += visits[b, node, a]
+                    root_total = np.sqrt(total + 1.0)
+                    best = -np.inf  # among moves not proven lost
+                    best_any, chosen_any = -np.inf, 0  # among all: when every move loses
+                    for a in range(num_actions):
+                        if legal[b, node, a]:
+                            n = visits[b, node, a]
+                            q = value_sum[b, node, a] / max(n, 1.0) if n > 0 else 0.0
+                            score = q + c_puct * prior[b, node, a] * root_total / (1.0 + n)
+                            if solver:
+                                if score > best_any:
+                                    best_any, chosen_any = score, a
+                                child = children[b, node, a]
+                                if child >= 0 and solved[b, child] == 3:
+                                    continue
+                            if score > best:
+                                best, chosen = score, a
+                    if chosen < 0:
+                        chosen = chosen_any
+                path_nodes[b, depth], path_actions[b, depth] = node, chosen
+                depth += 1
+                child = children[b, node, chosen]
+                if child < 0:
+                    parent[b], action[b] = node, chosen
+                    break
+                node = child
+                if terminal[b, child]:
+                    ended[b], end_value[b] = True, terminal_value[b, child]
+                    break
+                if solver and solved[b, child] != 0:  # proven: its exact value, no evaluation
+                    ended[b], end_value[b] = True, solved[b, child] - 2.0
+                    break
+            path_len[b] = depth
+
+    return descend
+
+
+_DESCEND = (_descent_kernel(solver=False), _descent_kernel(solver=True))
 
 
 def expand(
@@ -333,21 +392,21 @@ def expand(
 ) -> np.ndarray:
     """Create the new nodes, evaluate the non-terminal ones in one call; leaf values `[B]`."""
     leaf_value = np.zeros(trees.size.shape[0])
-    leaf_value[leaves.terminal_tree] = leaves.terminal_value
+    if leaves.terminal_tree.size:
+        leaf_value[leaves.terminal_tree] = leaves.terminal_value
     tree = leaves.tree
     if tree.size == 0:
         return leaf_value
     step = game.play(trees.boards[tree, leaves.parent], leaves.action)
-    new = trees.size[tree]
-    value = -step.mover_result.astype(float)  # for the player to move after the move
-    _add_nodes(trees, tree, leaves.parent, leaves.action, step.boards, step.terminal, value)
-    open_ = ~step.terminal
-    if open_.any():
-        legal = game.legal_actions(step.boards[open_])
-        priors, values = evaluator(step.boards[open_], rng)
-        _set_priors(trees.prior, trees.legal, tree[open_], new[open_], priors, legal)
-        value[open_] = values
-    leaf_value[tree] = value
+    new = _add_nodes(trees, tree, leaves.parent, leaves.action, step, leaf_value)
+    boards = step.boards
+    if step.terminal.any():  # rare: evaluate only the new nodes that are not terminal
+        open_ = np.flatnonzero(~step.terminal)
+        tree, new, boards = tree[open_], new[open_], boards[open_]
+    if tree.size:
+        priors, values = evaluator(boards, rng)
+        _set_priors(trees.prior, trees.legal, tree, new, priors, game.legal_actions(boards))
+        leaf_value[tree] = values
     return leaf_value
 
 
@@ -356,12 +415,13 @@ def _add_nodes(
     tree: np.ndarray,
     parent: np.ndarray,
     action: np.ndarray,
-    boards: np.ndarray,
-    terminal: np.ndarray,
-    value: np.ndarray,
-) -> None:
-    """Append one node per tree in `tree` (distinct), as the child `action` of `parent`."""
-    _append(
+    step: Step,
+    leaf_value: np.ndarray,
+) -> np.ndarray:
+    """Append one node per tree in `tree` (distinct), as the child `action` of `parent`,
+    holding the board of `step`; write each new node's value for its mover into
+    `leaf_value[tree]` (its exact value if terminal, else 0); return the new nodes' indices."""
+    return _append(
         trees.boards,
         trees.children,
         trees.terminal,
@@ -371,9 +431,10 @@ def _add_nodes(
         tree,
         parent,
         action,
-        boards,
-        terminal,
-        value,
+        step.boards,
+        step.terminal,
+        step.mover_result,
+        leaf_value,
     )
 
 
@@ -390,16 +451,22 @@ def _append(
     action: np.ndarray,
     boards: np.ndarray,
     terminal: np.ndarray,
-    value: np.ndarray,
-) -> None:
+    mover_result: np.ndarray,
+    leaf_value: np.ndarray,
+) -> np.ndarray:
+    nodes = np.empty(tree.shape[0], dtype=np.int64)
     for i in range(tree.shape[0]):
         t = tree[i]
         new = size[t]
+        nodes[i] = new
         size[t] += 1
         forest_boards[t, new] = boards[i]
         children[t, parent[i], action[i]] = new
-        forest_terminal[t, new], terminal_value[t, new] = terminal[i], value[i]
-        solved[t, new] = 2 + int(value[i]) if terminal[i] else 0
+        value = -np.float64(mover_result[i])  # for the player to move after the move
+        forest_terminal[t, new], terminal_value[t, new] = terminal[i], value
+        solved[t, new] = 2 + int(value) if terminal[i] else 0
+        leaf_value[t] = value
+    return nodes
 
 
 @njit(cache=True)
