@@ -28,7 +28,7 @@ from selfimprove.games.network import NetEvaluator, NetSpec, initial_model
 from selfimprove.games.rules import ConnectFour
 
 GAME = ConnectFour()
-REPEATS = 3
+REPEATS = 5
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "games" / "connect4.yaml"
 RECIPE_NET = NetSpec.model_validate(read_yaml(RECIPE)["net"])
 CONV = f"the recipe's conv net ({RECIPE_NET.blocks} blocks x {RECIPE_NET.channels} channels)"

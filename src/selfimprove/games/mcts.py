@@ -58,7 +58,9 @@ class SearchResult:
 
 @dataclass
 class Forest:
-    """The arrays of B trees; `root[b]` is tree b's current root (node 0 until `advance`)."""
+    """The arrays of B trees; `root[b]` is tree b's current root (node 0 until `advance`).
+    Edge statistics are float32 (counts exact to 2^24): a third less memory per node than
+    float64, which matters at 10^4 nodes per tree, and as fast or faster."""
 
     boards: np.ndarray  # [B, N, R, C]
     children: np.ndarray  # [B, N, A] node index, -1 if not expanded
@@ -154,9 +156,9 @@ def allocate(game: Game, roots: np.ndarray, capacity: int) -> Forest:
     return Forest(
         boards=boards,
         children=np.full((num, capacity, actions), -1, dtype=np.int32),
-        visits=np.zeros((num, capacity, actions)),
-        value_sum=np.zeros((num, capacity, actions)),
-        prior=np.zeros((num, capacity, actions)),
+        visits=np.zeros((num, capacity, actions), dtype=np.float32),
+        value_sum=np.zeros((num, capacity, actions), dtype=np.float32),
+        prior=np.zeros((num, capacity, actions), dtype=np.float32),
         legal=np.zeros((num, capacity, actions), dtype=bool),
         terminal=np.zeros((num, capacity), dtype=bool),
         terminal_value=np.zeros((num, capacity)),
