@@ -83,6 +83,7 @@ def main() -> None:
             args.pairs,
             args.simulations,
             np.random.default_rng(1),
+            args.solver,
         )
         print(
             f"# against OpenSpiel's MCTS, {args.pairs} paired games each, {time.perf_counter() - start:.0f} s"
