@@ -14,6 +14,7 @@ from selfimprove.games.arena import (
 from selfimprove.games.bots import MctsBot, random_legal_actions
 from selfimprove.games.rules import ConnectFour, TicTacToe
 from selfimprove.games.solvers import solve_tictactoe
+from tests.games.lines import has_line
 
 
 def test_a_deterministic_player_against_itself_scores_exactly_one_point_per_pair() -> None:
@@ -63,25 +64,11 @@ def test_more_simulations_beat_fewer() -> None:
     assert play_pairs(game, strong, weak, openings, np.random.default_rng(6)).score > 0.7
 
 
-def _has_line(boards: np.ndarray, length: int) -> np.ndarray:
-    """Per board: does either side own `length` cells in a row (any direction)?"""
-    found = np.zeros(len(boards), dtype=bool)
-    rows, cols = boards.shape[1:]
-    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        for r in range(rows):
-            for c in range(cols):
-                cells = [(r + k * dr, c + k * dc) for k in range(length)]
-                if all(0 <= y < rows and 0 <= x < cols for y, x in cells):
-                    line = np.stack([boards[:, y, x] for y, x in cells], axis=1)
-                    found |= np.abs(line.sum(axis=1)) == length
-    return found
-
-
 def test_deep_random_openings_end_no_game_and_never_hang() -> None:
     rng = np.random.default_rng(7)
     for game, plies, length in ((ConnectFour(), 34, 4), (TicTacToe(), 7, 3)):
         openings = random_openings(game, 40, plies, rng)  # both used to hang forever
         assert ((openings != 0).sum(axis=(1, 2)) == plies).all()
-        assert not _has_line(openings, length).any()
+        assert not (has_line(openings == 1, length) | has_line(openings == -1, length)).any()
     with pytest.raises(ValueError, match="end every game"):
         random_openings(TicTacToe(), 5, 9, rng)

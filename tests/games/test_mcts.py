@@ -99,3 +99,39 @@ def test_the_forest_grows_past_its_first_capacity() -> None:
         forest = advance(C4, result.forest, actions, ~step.terminal)
         boards = step.boards
     assert forest.children.shape[1] > 31 and forest.size.max() <= forest.children.shape[1]
+
+
+class _Uncompiled(ConnectFour):
+    """Connect Four without its compiled rules: the search takes the generic numpy path."""
+
+    @property
+    def compiled(self) -> None:
+        return None
+
+
+def test_the_compiled_step_searches_exactly_as_the_generic_path() -> None:
+    from selfimprove.games.mcts import advance
+    from selfimprove.games.network import NetEvaluator, NetSpec, initial_model
+
+    rng = np.random.default_rng(3)
+    model = initial_model(NetSpec(kind="mlp", hidden=16), 6, 7, 7, rng)
+    roots = boards_from_moves(C4, [[], [3, 3], [0, 1, 0, 1, 0], [3, 2, 3, 2, 3, 2]])
+    for evaluator in (NetEvaluator.of(model), RolloutEvaluator(C4)):
+        for config in (
+            SearchConfig(num_simulations=80, dirichlet_fraction=0.25),
+            SearchConfig(num_simulations=80, solver=True),
+        ):
+            results = []
+            for game in (C4, _Uncompiled()):
+                first = search(game, evaluator, roots, config, np.random.default_rng(4))
+                actions = first.visits.argmax(axis=1)
+                forest = advance(game, first.forest, actions, np.ones(4, dtype=bool))
+                after = C4.play(roots, actions).boards
+                second = search(game, evaluator, after, config, np.random.default_rng(5), forest)
+                results.append((first, second))
+            for compiled, generic in zip(*results, strict=True):
+                for field in ("visits", "q", "value", "proven"):
+                    assert np.array_equal(
+                        getattr(compiled, field), getattr(generic, field), equal_nan=True
+                    ), field
+                assert np.array_equal(compiled.forest.boards, generic.forest.boards)

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from selfimprove.games.rules import ConnectFour, TicTacToe, boards_from_moves, has_line
+from selfimprove.games.rules import ConnectFour, Othello, TicTacToe, boards_from_moves, legal
+from selfimprove.games.solvers import solve_tictactoe
+from tests.games.lines import has_line
 
 C4 = ConnectFour()
 
@@ -100,3 +102,47 @@ def test_has_line_lengths() -> None:
     row = np.zeros((1, 6, 7), dtype=bool)
     row[0, 2, 1:4] = True
     assert not has_line(row, 4)[0] and has_line(row, 3)[0]
+
+
+def _reference_play(boards: np.ndarray, actions: np.ndarray, length: int) -> tuple:
+    """The rules spelled out in numpy: place a +1 stone (Connect Four: in the lowest empty
+    cell of the column), look for a line anywhere, flip the board to the next mover."""
+    placed = boards.copy()
+    for i, action in enumerate(actions):
+        if length == 4:
+            row = max(r for r in range(6) if boards[i, r, action] == 0)
+            placed[i, row, action] = 1
+        else:
+            placed[i, action // 3, action % 3] = 1
+    won = has_line(placed == 1, length)
+    full = (placed != 0).all(axis=(1, 2))
+    return -placed, won | full, won.astype(float)
+
+
+def test_compiled_rules_agree_with_the_rules_spelled_out_in_numpy() -> None:
+    rng = np.random.default_rng(0)
+    c4_boards = np.concatenate(
+        [
+            boards_from_moves(C4, [list(rng.integers(7, size=plies))])
+            for plies in rng.integers(0, 30, size=400)
+        ]
+    )
+    c4_boards = c4_boards[~(has_line(c4_boards == 1, 4) | has_line(c4_boards == -1, 4))]
+    ttt = TicTacToe()
+    ttt_boards = np.stack(  # every non-terminal position reachable in play
+        [np.frombuffer(key, dtype=np.int8).reshape(3, 3) for key in solve_tictactoe().action_values]
+    )
+    for game, boards, length in ((C4, c4_boards, 4), (ttt, ttt_boards, 3)):
+        moves = game.legal_actions(boards)
+        row = np.zeros(game.num_actions, dtype=bool)
+        for board, expected in zip(boards, moves, strict=True):  # the compiled legal moves
+            legal(game.compiled, board, row)
+            assert np.array_equal(row, expected)
+        for action in range(game.num_actions):
+            can = moves[:, action]
+            actions = np.full(int(can.sum()), action)
+            step = game.play(boards[can], actions)
+            after, terminal, result = _reference_play(boards[can], actions, length)
+            assert np.array_equal(step.boards, after) and np.array_equal(step.terminal, terminal)
+            assert np.array_equal(step.mover_result, result)
+    assert Othello().compiled is None

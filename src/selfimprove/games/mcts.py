@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 from typing import Protocol
 
 import numpy as np
-from numba import njit
 
+from selfimprove.games import tree_kernels as kernels
 from selfimprove.games.rules import Game, Step
 
 # `allocate`, `expand_roots`, `select`, `expand`, `backup` and `grow` are the building blocks
@@ -93,18 +93,88 @@ def search(
     grow(trees, config.num_simulations)
     expand_roots(game, evaluator, trees, config, rng)
     paths = Paths.allocate(len(trees.root), game.max_plies)
+    rules = game.compiled
+    if rules is not None:  # the step up to the evaluation in one compiled call
+        collected = _Collected.allocate(trees)
+        for _ in range(config.num_simulations):
+            _compiled_simulation(rules, evaluator, trees, config, paths, collected, rng)
+        return _result(trees, config.solver)
     for _ in range(config.num_simulations):
         path_nodes, path_actions, path_len, leaves = select(
             trees, config.c_puct, game.max_plies, solver=config.solver, paths=paths
         )
         leaf_value = expand(game, evaluator, trees, leaves, rng)
         backup(trees, path_nodes, path_actions, path_len, leaf_value, solver=config.solver)
+    return _result(trees, config.solver)
+
+
+def _result(trees: Forest, solver: bool) -> SearchResult:
     rows = np.arange(len(trees.root))
     visits, value_sum = trees.visits[rows, trees.root], trees.value_sum[rows, trees.root]
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(visits > 0, value_sum / visits, np.nan)
     value = value_sum.sum(axis=1) / np.maximum(visits.sum(axis=1), 1)
-    return SearchResult(visits, q, value, trees, root_proven(trees, config.solver))
+    return SearchResult(visits, q, value, trees, root_proven(trees, solver))
+
+
+@dataclass
+class _Collected:
+    """Scratch for the compiled step: each tree's leaf value, and the new leaves to evaluate."""
+
+    value: np.ndarray  # [B]
+    tree: np.ndarray  # [B] (the first `count` rows hold this step's leaves)
+    node: np.ndarray  # [B]
+    boards: np.ndarray  # [B, R, C]
+    legal: np.ndarray  # [B, A]
+
+    @classmethod
+    def allocate(cls, trees: Forest) -> _Collected:
+        num, _, actions = trees.children.shape
+        return cls(
+            np.zeros(num),
+            np.zeros(num, dtype=np.int64),
+            np.zeros(num, dtype=np.int64),
+            np.zeros((num, *trees.boards.shape[2:]), dtype=trees.boards.dtype),
+            np.zeros((num, actions), dtype=np.bool_),
+        )
+
+
+def _compiled_simulation(
+    rules: int,
+    evaluator: Evaluator,
+    trees: Forest,
+    config: SearchConfig,
+    paths: Paths,
+    collected: _Collected,
+    rng: np.random.Generator,
+) -> None:
+    """One simulation in every tree, the same as `select`, `expand` and `backup` do it (the
+    same leaves, evaluated in the same order), with all but the evaluation compiled."""
+    _descend(trees, config.c_puct, None, config.solver, paths)
+    count = kernels.expand_compiled(
+        rules,
+        trees.boards,
+        trees.children,
+        trees.terminal,
+        trees.terminal_value,
+        trees.solved,
+        trees.size,
+        paths.parent,
+        paths.action,
+        paths.ended,
+        paths.end_value,
+        collected.value,
+        collected.tree,
+        collected.node,
+        collected.boards,
+        collected.legal,
+    )
+    if count:
+        tree, node = collected.tree[:count], collected.node[:count]
+        priors, values = evaluator(collected.boards[:count], rng)
+        kernels.set_priors(trees.prior, trees.legal, tree, node, priors, collected.legal[:count])
+        collected.value[tree] = values
+    backup(trees, paths.nodes, paths.actions, paths.length, collected.value, config.solver)
 
 
 def root_proven(trees: Forest, solver: bool) -> np.ndarray:
@@ -178,7 +248,7 @@ def expand_roots(
         boards = trees.boards[fresh, root[fresh]]
         legal = game.legal_actions(boards)
         priors, _ = evaluator(boards, rng)
-        _set_priors(trees.prior, trees.legal, fresh, root[fresh], priors, legal)
+        kernels.set_priors(trees.prior, trees.legal, fresh, root[fresh], priors, legal)
     if config.dirichlet_fraction > 0:
         legal = trees.legal[rows, root]
         noise = normalize(rng.gamma(config.dirichlet_alpha, size=legal.shape), legal)
@@ -216,7 +286,6 @@ class Paths:
     action: np.ndarray  # [B] and that edge's action
     ended: np.ndarray  # [B] the descent ended on a terminal or proven node
     end_value: np.ndarray  # [B] that node's value
-    order: np.ndarray  # [B] trees by where their descents ended (see `_order`)
     unforced: np.ndarray  # [B] all -1: no action forced at the root
 
     @classmethod
@@ -232,7 +301,6 @@ class Paths:
             ints(num),
             np.zeros(num, dtype=np.bool_),
             np.zeros(num),
-            ints(num),
             np.full(num, -1, dtype=np.int64),
         )
 
@@ -247,13 +315,24 @@ def select(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Leaves]:
     """Descend every tree by PUCT; `forced` (`[B]`) fixes the action taken at the root. With
     `solver`, a descent ends at a proven node as at a terminal one, takes a move proven to
-    win, and avoids moves proven to lose. The leaves come ordered by the depth where each
-    descent ended, then by tree. `paths` (scratch from `Paths.allocate`) saves allocating
+    win, and avoids moves proven to lose. The leaves come in tree order. `paths` (scratch from `Paths.allocate`) saves allocating
     the path arrays at every step; the arrays returned are its own."""
     num = trees.size.shape[0]
     if paths is None:
         paths = Paths.allocate(num, max_depth)
-    _DESCEND[solver](
+    _descend(trees, c_puct, forced, solver, paths)
+    tree, end_tree = np.flatnonzero(~paths.ended), np.flatnonzero(paths.ended)
+    leaves = _Leaves(
+        tree, paths.parent[tree], paths.action[tree], end_tree, paths.end_value[end_tree]
+    )
+    return paths.nodes, paths.actions, paths.length, leaves
+
+
+def _descend(
+    trees: Forest, c_puct: float, forced: np.ndarray | None, solver: bool, paths: Paths
+) -> None:
+    """Every tree's descent (`tree_kernels.descent`), written into `paths`."""
+    kernels.descent(solver)(
         trees.children,
         trees.visits,
         trees.value_sum,
@@ -273,120 +352,6 @@ def select(
         paths.ended,
         paths.end_value,
     )
-    num_open = _order(paths.length, paths.ended, paths.order)
-    tree, end_tree = paths.order[:num_open], paths.order[num_open:]
-    leaves = _Leaves(
-        tree, paths.parent[tree], paths.action[tree], end_tree, paths.end_value[end_tree]
-    )
-    return paths.nodes, paths.actions, paths.length, leaves
-
-
-@njit(cache=True)
-def _order(length: np.ndarray, ended: np.ndarray, order: np.ndarray) -> int:
-    """Write into `order` the trees whose descents stopped at an unexpanded edge, by path
-    length and then by tree (a counting sort), then the trees whose descents ended; return
-    how many stopped at an edge."""
-    counts = np.zeros(length.max() + 2, dtype=np.int64)
-    num_open = 0
-    for b in range(length.shape[0]):
-        if not ended[b]:
-            counts[length[b] + 1] += 1
-            num_open += 1
-    for depth in range(1, counts.shape[0]):
-        counts[depth] += counts[depth - 1]  # counts[d]: where depth d's trees start
-    end = num_open
-    for b in range(length.shape[0]):
-        if ended[b]:
-            order[end] = b
-            end += 1
-        else:
-            order[counts[length[b]]] = b
-            counts[length[b]] += 1
-    return num_open
-
-
-def _descent_kernel(solver: bool):  # type: ignore[no-untyped-def]  # numba's dispatcher
-    """The compiled PUCT descent of each tree to an unexpanded edge or a terminal node; the
-    same arithmetic, in the same order, as the vectorized numpy it replaced (bit-equal).
-    Made once per value of `solver`, a constant to the compiler, so that the plain search
-    carries none of the solver's tests (they cost a third of its time per descent)."""
-
-    @njit(cache=True)
-    def descend(  # the forest's arrays, unpacked for the compiler
-        children: np.ndarray,
-        visits: np.ndarray,
-        value_sum: np.ndarray,
-        prior: np.ndarray,
-        legal: np.ndarray,
-        terminal: np.ndarray,
-        terminal_value: np.ndarray,
-        solved: np.ndarray,
-        root: np.ndarray,
-        c_puct: float,
-        forced: np.ndarray,
-        path_nodes: np.ndarray,
-        path_actions: np.ndarray,
-        path_len: np.ndarray,
-        parent: np.ndarray,
-        action: np.ndarray,
-        ended: np.ndarray,
-        end_value: np.ndarray,
-    ) -> None:
-        num_actions = children.shape[2]
-        for b in range(children.shape[0]):
-            node, depth = root[b], 0
-            ended[b] = False
-            while True:
-                chosen = -1
-                if depth == 0 and forced[b] >= 0:
-                    chosen = forced[b]
-                elif solver:  # a child proven lost for its mover wins here
-                    for a in range(num_actions):
-                        child = children[b, node, a]
-                        if legal[b, node, a] and child >= 0 and solved[b, child] == 1:
-                            chosen = a
-                            break
-                if chosen < 0:
-                    total = 0.0
-                    for a in range(num_actions):
-                        total += visits[b, node, a]
-                    root_total = np.sqrt(total + 1.0)
-                    best = -np.inf  # among moves not proven lost
-                    best_any, chosen_any = -np.inf, 0  # among all: when every move loses
-                    for a in range(num_actions):
-                        if legal[b, node, a]:
-                            n = visits[b, node, a]
-                            q = value_sum[b, node, a] / max(n, 1.0) if n > 0 else 0.0
-                            score = q + c_puct * prior[b, node, a] * root_total / (1.0 + n)
-                            if solver:
-                                if score > best_any:
-                                    best_any, chosen_any = score, a
-                                child = children[b, node, a]
-                                if child >= 0 and solved[b, child] == 3:
-                                    continue
-                            if score > best:
-                                best, chosen = score, a
-                    if chosen < 0:
-                        chosen = chosen_any
-                path_nodes[b, depth], path_actions[b, depth] = node, chosen
-                depth += 1
-                child = children[b, node, chosen]
-                if child < 0:
-                    parent[b], action[b] = node, chosen
-                    break
-                node = child
-                if terminal[b, child]:
-                    ended[b], end_value[b] = True, terminal_value[b, child]
-                    break
-                if solver and solved[b, child] != 0:  # proven: its exact value, no evaluation
-                    ended[b], end_value[b] = True, solved[b, child] - 2.0
-                    break
-            path_len[b] = depth
-
-    return descend
-
-
-_DESCEND = (_descent_kernel(solver=False), _descent_kernel(solver=True))
 
 
 def expand(
@@ -407,7 +372,7 @@ def expand(
         tree, new, boards = tree[open_], new[open_], boards[open_]
     if tree.size:
         priors, values = evaluator(boards, rng)
-        _set_priors(trees.prior, trees.legal, tree, new, priors, game.legal_actions(boards))
+        kernels.set_priors(trees.prior, trees.legal, tree, new, priors, game.legal_actions(boards))
         leaf_value[tree] = values
     return leaf_value
 
@@ -423,7 +388,7 @@ def _add_nodes(
     """Append one node per tree in `tree` (distinct), as the child `action` of `parent`,
     holding the board of `step`; write each new node's value for its mover into
     `leaf_value[tree]` (its exact value if terminal, else 0); return the new nodes' indices."""
-    return _append(
+    return kernels.append(
         trees.boards,
         trees.children,
         trees.terminal,
@@ -440,64 +405,6 @@ def _add_nodes(
     )
 
 
-@njit(cache=True)
-def _append(
-    forest_boards: np.ndarray,
-    children: np.ndarray,
-    forest_terminal: np.ndarray,
-    terminal_value: np.ndarray,
-    solved: np.ndarray,
-    size: np.ndarray,
-    tree: np.ndarray,
-    parent: np.ndarray,
-    action: np.ndarray,
-    boards: np.ndarray,
-    terminal: np.ndarray,
-    mover_result: np.ndarray,
-    leaf_value: np.ndarray,
-) -> np.ndarray:
-    nodes = np.empty(tree.shape[0], dtype=np.int64)
-    for i in range(tree.shape[0]):
-        t = tree[i]
-        new = size[t]
-        nodes[i] = new
-        size[t] += 1
-        forest_boards[t, new] = boards[i]
-        children[t, parent[i], action[i]] = new
-        value = -np.float64(mover_result[i])  # for the player to move after the move
-        forest_terminal[t, new], terminal_value[t, new] = terminal[i], value
-        solved[t, new] = 2 + int(value) if terminal[i] else 0
-        leaf_value[t] = value
-    return nodes
-
-
-@njit(cache=True)
-def _set_priors(
-    prior: np.ndarray,
-    legal: np.ndarray,
-    tree: np.ndarray,
-    node: np.ndarray,
-    priors: np.ndarray,
-    legal_actions: np.ndarray,
-) -> None:
-    """Write each new node's legal moves and its priors, normalized over them exactly as
-    `normalize` does (in the priors' own precision; uniform where they sum to 0)."""
-    for i in range(tree.shape[0]):
-        total, count = priors[i, 0] - priors[i, 0], 0  # zero in the priors' precision
-        for a in range(priors.shape[1]):
-            if legal_actions[i, a]:
-                total += priors[i, a]
-                count += 1
-        for a in range(priors.shape[1]):
-            legal[tree[i], node[i], a] = legal_actions[i, a]
-            if not legal_actions[i, a]:
-                prior[tree[i], node[i], a] = 0.0
-            elif total > 0:
-                prior[tree[i], node[i], a] = priors[i, a] / total
-            else:
-                prior[tree[i], node[i], a] = 1.0 / max(count, 1)
-
-
 def backup(
     trees: Forest,
     path_nodes: np.ndarray,
@@ -509,54 +416,8 @@ def backup(
     """Add the leaf's value to every edge on its path, negated at each ply toward the root.
     With `solver`, then mark each node on the path proven, from the leaf up, while it is: won
     if some child is lost for its mover, else exact once every child is proven."""
-    _backup(trees.visits, trees.value_sum, path_nodes, path_actions, path_len, leaf_value)
+    kernels.backup_paths(
+        trees.visits, trees.value_sum, path_nodes, path_actions, path_len, leaf_value
+    )
     if solver:
-        _prove(trees.children, trees.legal, trees.solved, path_nodes, path_len)
-
-
-@njit(cache=True)
-def _prove(
-    children: np.ndarray,
-    legal: np.ndarray,
-    solved: np.ndarray,
-    path_nodes: np.ndarray,
-    path_len: np.ndarray,
-) -> None:
-    for b in range(path_len.shape[0]):
-        for depth in range(path_len[b] - 1, -1, -1):
-            node = path_nodes[b, depth]
-            if solved[b, node] != 0:
-                break
-            best, complete = -2, True  # best exact value for the mover among proven children
-            for a in range(children.shape[2]):
-                if not legal[b, node, a]:
-                    continue
-                child = children[b, node, a]
-                if child < 0 or solved[b, child] == 0:
-                    complete = False
-                else:
-                    best = max(best, 2 - solved[b, child])  # the child's value, negated
-            if best == 1:
-                solved[b, node] = 3
-            elif complete:
-                solved[b, node] = best + 2
-            else:
-                break
-
-
-@njit(cache=True)
-def _backup(
-    visits: np.ndarray,
-    value_sum: np.ndarray,
-    path_nodes: np.ndarray,
-    path_actions: np.ndarray,
-    path_len: np.ndarray,
-    leaf_value: np.ndarray,
-) -> None:
-    for b in range(path_len.shape[0]):
-        length = path_len[b]
-        for depth in range(length):
-            sign = -1.0 if (length - depth) % 2 == 1 else 1.0  # the edge's chooser's view
-            node, a = path_nodes[b, depth], path_actions[b, depth]
-            visits[b, node, a] += 1
-            value_sum[b, node, a] += sign * leaf_value[b]
+        kernels.prove(trees.children, trees.legal, trees.solved, path_nodes, path_len)

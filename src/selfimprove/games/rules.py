@@ -53,19 +53,55 @@ class Game(Protocol):
 
     def play(self, boards: np.ndarray, actions: np.ndarray) -> Step: ...
 
+    @property
+    def compiled(self) -> int | None:
+        """Which of the compiled rules below are this game's (None where it has none): MCTS
+        then runs a whole simulation step in compiled code (see `mcts.search`)."""
+        ...
 
-def has_line(stones: np.ndarray, length: int) -> np.ndarray:
-    """Whether each `[B, R, C]` boolean board has `length` in a row in any direction. `-> [B]`."""
-    k, (_, rows, cols) = length, stones.shape
-    found = np.zeros(stones.shape[0], dtype=bool)
-    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        r_end, c_start = rows - dr * (k - 1), max(0, -dc * (k - 1))
-        c_end = cols - max(0, dc * (k - 1))
-        line = np.ones((stones.shape[0], r_end, c_end - c_start), dtype=bool)
-        for i in range(k):
-            line &= stones[:, dr * i : dr * i + r_end, c_start + dc * i : c_end + dc * i]
-        found |= line.any(axis=(1, 2))
-    return found
+
+# Games whose rules are also compiled for one board, so that compiled code (MCTS's simulation
+# step, `play`) can call them: `move` and `legal` take one of these ids. A kernel built per
+# game around its functions instead would be a closure over them, which numba cannot cache.
+CONNECT4, TICTACTOE = 1, 2
+
+
+@njit(inline="always")
+def move(rules: int, board: np.ndarray, action: int, out: np.ndarray) -> tuple[bool, float]:
+    """Write the board after `action` into `out` (canonical for the next mover); return
+    (terminal, result for the mover) as `play` does."""
+    if rules == CONNECT4:
+        return _drop(board, action, out)
+    return _tictactoe_move(board, action, out)
+
+
+@njit(inline="always")
+def legal(rules: int, board: np.ndarray, out: np.ndarray) -> None:
+    """Write the board's legal actions into the bool row `out`."""
+    if rules == CONNECT4:
+        _open_columns(board, out)
+    else:
+        _empty_cells(board, out)
+
+
+@njit(cache=True)
+def _play_all(
+    rules: int,
+    boards: np.ndarray,
+    actions: np.ndarray,
+    after: np.ndarray,
+    terminal: np.ndarray,
+    result: np.ndarray,
+) -> None:
+    for b in range(boards.shape[0]):
+        terminal[b], result[b] = move(rules, boards[b], actions[b], after[b])
+
+
+def _play(rules: int, boards: np.ndarray, actions: np.ndarray) -> Step:
+    after = np.empty_like(boards)
+    terminal, result = np.empty(len(boards), dtype=bool), np.empty(len(boards))
+    _play_all(rules, boards, np.asarray(actions, dtype=np.int64), after, terminal, result)
+    return Step(after, terminal, result)
 
 
 @dataclass(frozen=True)
@@ -85,12 +121,39 @@ class TicTacToe:
         return boards.reshape(boards.shape[0], 9) == 0
 
     def play(self, boards: np.ndarray, actions: np.ndarray) -> Step:
-        cells = boards.reshape(-1, 9).copy()
-        cells[np.arange(cells.shape[0]), actions] = 1
-        placed = cells.reshape(-1, 3, 3)
-        won = has_line(placed == 1, 3)
-        full = (placed != 0).all(axis=(1, 2))
-        return Step(-placed, won | full, won.astype(float))
+        return _play(TICTACTOE, boards, actions)
+
+    @property
+    def compiled(self) -> int:
+        return TICTACTOE
+
+
+@njit(inline="always")
+def _tictactoe_move(board: np.ndarray, action: int, out: np.ndarray) -> tuple[bool, float]:
+    row, col = action // 3, action % 3
+    full = True
+    for r in range(3):
+        for c in range(3):
+            out[r, c] = -board[r, c]
+            if board[r, c] == 0 and (r != row or c != col):
+                full = False
+    out[row, col] = -1
+    won = (
+        (board[row, (col + 1) % 3] == 1 and board[row, (col + 2) % 3] == 1)
+        or (board[(row + 1) % 3, col] == 1 and board[(row + 2) % 3, col] == 1)
+        or (row == col and board[(row + 1) % 3, (col + 1) % 3] == 1
+            and board[(row + 2) % 3, (col + 2) % 3] == 1)
+        or (row + col == 2 and board[(row + 1) % 3, (col + 2) % 3] == 1
+            and board[(row + 2) % 3, (col + 1) % 3] == 1)
+    )  # fmt: skip
+    return won or full, 1.0 if won else 0.0
+
+
+@njit(inline="always")
+def _empty_cells(board: np.ndarray, out: np.ndarray) -> None:
+    for r in range(board.shape[0]):
+        for c in range(board.shape[1]):
+            out[r * board.shape[1] + c] = board[r, c] == 0
 
 
 @dataclass(frozen=True)
@@ -110,42 +173,46 @@ class ConnectFour:
         return boards[:, 0, :] == 0
 
     def play(self, boards: np.ndarray, actions: np.ndarray) -> Step:
-        after = np.empty_like(boards)
-        won, full = np.empty(len(boards), dtype=bool), np.empty(len(boards), dtype=bool)
-        _drop(boards, np.asarray(actions, dtype=np.int64), after, won, full)
-        return Step(after, won | full, won.astype(float))
+        return _play(CONNECT4, boards, actions)
+
+    @property
+    def compiled(self) -> int:
+        return CONNECT4
 
 
-@njit(cache=True)
-def _drop(
-    boards: np.ndarray, actions: np.ndarray, after: np.ndarray, won: np.ndarray, full: np.ndarray
-) -> None:
-    """Connect Four's move, compiled: drop a +1 stone in each board's column, look for four
-    through that stone only, and write the board negated (the next mover's view)."""
-    rows, cols = boards.shape[1], boards.shape[2]
-    for b in range(boards.shape[0]):
-        column = actions[b]
-        row = rows - 1
-        while row > 0 and boards[b, row, column] != 0:  # the lowest empty cell
-            row -= 1
-        won[b] = False
-        for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
-            count = 1
-            for sign in (1, -1):
-                r, c = row + sign * dr, column + sign * dc
-                while 0 <= r < rows and 0 <= c < cols and boards[b, r, c] == 1:
-                    count += 1
-                    r, c = r + sign * dr, c + sign * dc
-            if count >= 4:
-                won[b] = True
-        full[b] = True
-        for r in range(rows):
-            for c in range(cols):
-                after[b, r, c] = -boards[b, r, c]
-        after[b, row, column] = -1
+@njit(inline="always")
+def _drop(board: np.ndarray, column: int, out: np.ndarray) -> tuple[bool, float]:
+    """Connect Four's move, compiled: drop a +1 stone in the column, look for four through
+    that stone only, and write the board negated (the next mover's view) into `out`."""
+    rows, cols = board.shape
+    row = rows - 1
+    while row > 0 and board[row, column] != 0:  # the lowest empty cell
+        row -= 1
+    won = False
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        count = 1
+        for sign in (1, -1):
+            r, c = row + sign * dr, column + sign * dc
+            while 0 <= r < rows and 0 <= c < cols and board[r, c] == 1:
+                count += 1
+                r, c = r + sign * dr, c + sign * dc
+        if count >= 4:
+            won = True
+    for r in range(rows):
         for c in range(cols):
-            if after[b, 0, c] == 0:
-                full[b] = False
+            out[r, c] = -board[r, c]
+    out[row, column] = -1
+    full = True
+    for c in range(cols):
+        if out[0, c] == 0:
+            full = False
+    return won or full, 1.0 if won else 0.0
+
+
+@njit(inline="always")
+def _open_columns(board: np.ndarray, out: np.ndarray) -> None:
+    for c in range(board.shape[1]):
+        out[c] = board[0, c] == 0
 
 
 def boards_from_moves(game: Game, sequences: list[list[int]]) -> np.ndarray:
@@ -207,6 +274,10 @@ class Othello:
         margin = (placed == 1).sum(axis=(1, 2)) - (placed == -1).sum(axis=(1, 2))
         result = np.where(nobody_can_place, np.sign(margin), 0).astype(float)
         return Step(-placed, nobody_can_place | np.zeros(num, dtype=bool), result)
+
+    @property
+    def compiled(self) -> None:
+        return None
 
     def _placements(self, boards: np.ndarray) -> np.ndarray:
         """`[B, 36]`: empty cells where a +1 disc would flip at least one -1 disc."""
