@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from selfimprove.core.cpu import cpu_seconds
 from selfimprove.core.store import RunStore
 from selfimprove.experiments import (
     build_arms,
@@ -24,9 +25,9 @@ from selfimprove.games.bots import UniformEvaluator
 from selfimprove.games.mcts import SearchConfig
 from selfimprove.games.network import initial_model
 from selfimprove.games.rules import TicTacToe
-from selfimprove.games.selfplay import self_play
+from selfimprove.games.selfplay import Positions, self_play
 from selfimprove.games.training import dihedral, mirror_columns
-from selfimprove.games.workers import chunk_sizes
+from selfimprove.games.workers import chunk_sizes, play_chunks
 from tests.conftest import CONFIGS
 
 TINY = {
@@ -229,3 +230,22 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def _busy_chunk(games: int, seed: int) -> Positions:
+    """A chunk that only burns 0.3 s of CPU (picklable, so a worker can run it)."""
+    started = time.process_time()
+    while time.process_time() - started < 0.3:
+        pass
+    empty = np.zeros((0, 3, 3))
+    return Positions(empty, np.zeros((0, 9)), np.zeros(0), np.zeros(0), 1, games)
+
+
+def test_a_workers_cpu_time_counts_in_this_process_cpu_seconds() -> None:
+    """The generation's `cpu_seconds` includes the self-play worker's time, which
+    `time.process_time()` alone never sees (the worker outlives the generation)."""
+    play_chunks(_busy_chunk, 4, 2, np.random.default_rng(0))  # the worker is up, and warm
+    started, own = cpu_seconds(), time.process_time()
+    assert play_chunks(_busy_chunk, 4, 2, np.random.default_rng(0)).num_games == 4
+    assert time.process_time() - own < 0.5  # this process burned its own 0.3 s only
+    assert cpu_seconds() - started >= 0.6  # and the worker's 0.3 s are counted too

@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from selfimprove.core.alarms import Trip, check_alarms
 from selfimprove.core.config import ConfigError, LoopConfig
+from selfimprove.core.cpu import cpu_seconds
 from selfimprove.core.records import (
     Batch,
     Decision,
@@ -157,7 +158,7 @@ class Engine:
 
     def _initialize(self, arm: Arm) -> tuple[LoopState[Any, Any], GenerationRecord]:
         seed, pipeline = self.loop.seed, arm.pipeline
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         model, kept = pipeline.initialize(stage_rng(seed, 0, "initialize"))
         evaluated, exhibits = _unpack(pipeline.evaluate(model, 0, stage_rng(seed, 0, "evaluate")))
         metrics = pipeline.summarize(kept) | evaluated
@@ -174,7 +175,7 @@ class Engine:
         )
         decision = Decision("accept", "generation 0: the initial model")
         state = LoopState(0, model, (kept,), metrics)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
         return state, GenerationRecord(
             arm.name, 0, metrics, decision, pipeline.describe(kept), events, seconds, cpu, exhibits
         )
@@ -183,7 +184,7 @@ class Engine:
         self, arm: Arm, state: LoopState[Any, Any]
     ) -> tuple[LoopState[Any, Any], GenerationRecord]:
         g, seed, pipeline = state.generation + 1, self.loop.seed, arm.pipeline
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         samples = pipeline.generate(state.incumbent, g, stage_rng(seed, g, "generate"))
         scored = pipeline.verify(samples, stage_rng(seed, g, "verify"))
         kept = pipeline.curate(scored, state.history, g, stage_rng(seed, g, "curate"))
@@ -205,7 +206,7 @@ class Engine:
             pipeline.describe(kept),
             tuple(events),
             seconds=time.perf_counter() - started,
-            cpu_seconds=time.process_time() - cpu_started,
+            cpu_seconds=cpu_seconds() - cpu_started,
             exhibits=exhibits,
         )
         match decision.action:

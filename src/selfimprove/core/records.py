@@ -121,7 +121,7 @@ class GenerationRecord:
     kept: tuple[ProvenanceCount, ...] = ()
     events: tuple[Event, ...] = ()
     seconds: float = 0.0  # wall time of the generation's stages
-    cpu_seconds: float | None = None  # this process's CPU time for them
+    cpu_seconds: float | None = None  # CPU time for them, self-play workers' included
     exhibits: dict[str, Any] = field(default_factory=dict)
 
 

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
+from selfimprove.core.cpu import add_worker_seconds
 from selfimprove.games.selfplay import Positions
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}  # by number of processes
@@ -48,12 +49,23 @@ def play_chunks(play: Chunk, num_games: int, workers: int, rng: np.random.Genera
     Every chunk draws its seed from `rng` first, so the split never changes a chunk's games."""
     sizes = chunk_sizes(num_games, workers)
     seeds = [int(s) for s in rng.integers(2**63, size=len(sizes))]
-    pending: list[Future[Positions]] = [
-        _pool(len(sizes) - 1).submit(play, size, seed)
+    pending: list[Future[tuple[Positions, float]]] = [
+        _pool(len(sizes) - 1).submit(timed, play, size, seed)
         for size, seed in zip(sizes[1:], seeds[1:], strict=True)
     ]
-    here = play(sizes[0], seeds[0])
-    return merge([here, *(f.result() for f in pending)])
+    parts = [play(sizes[0], seeds[0])]
+    for future in pending:
+        positions, seconds = future.result()
+        add_worker_seconds(seconds)  # so the generation's CPU time counts the worker's too
+        parts.append(positions)
+    return merge(parts)
+
+
+def timed(play: Chunk, games: int, seed: int) -> tuple[Positions, float]:
+    """In a worker: play a chunk; its positions and the CPU seconds it took."""
+    started = time.process_time()
+    positions = play(games, seed)
+    return positions, time.process_time() - started
 
 
 def _pool(processes: int) -> ProcessPoolExecutor:
