@@ -41,13 +41,13 @@ TINY = {
 
 def test_tictactoe_solved_from_random_weights_within_five_cpu_minutes(tmp_path: Path) -> None:
     config = load_config(CONFIGS / "games" / "tictactoe.yaml")
-    start = time.process_time()
+    start = cpu_seconds()  # this process's CPU time, and any self-play worker's
     run = start_run(config, tmp_path)
-    cpu_seconds = time.process_time() - start
+    spent = cpu_seconds() - start
     store = RunStore.open(run.run_dir)
     series = store.metrics("alphazero-tictactoe")
     first, last = series[0], series[max(series)]
-    assert cpu_seconds < 300
+    assert spent < 300
     assert (
         first["eval/in_play_mistakes"] > 10 and first["eval/in_play_losses"] > 0
     )  # it starts weak

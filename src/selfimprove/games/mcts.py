@@ -94,7 +94,7 @@ def search(
     expand_roots(game, evaluator, trees, config, rng)
     paths = Paths.allocate(len(trees.root), game.max_plies)
     rules = game.compiled
-    if rules is not None:  # the step up to the evaluation in one compiled call
+    if rules is not None:  # the step up to the evaluation in compiled code
         collected = _Collected.allocate(trees)
         for _ in range(config.num_simulations):
             _compiled_simulation(rules, evaluator, trees, config, paths, collected, rng)
