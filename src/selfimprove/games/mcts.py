@@ -315,8 +315,9 @@ def select(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Leaves]:
     """Descend every tree by PUCT; `forced` (`[B]`) fixes the action taken at the root. With
     `solver`, a descent ends at a proven node as at a terminal one, takes a move proven to
-    win, and avoids moves proven to lose. The leaves come in tree order. `paths` (scratch from `Paths.allocate`) saves allocating
-    the path arrays at every step; the arrays returned are its own."""
+    win, and avoids moves proven to lose. The leaves come in tree order. `paths` (scratch
+    from `Paths.allocate`) saves allocating the path arrays at every step; the arrays
+    returned are its own."""
     num = trees.size.shape[0]
     if paths is None:
         paths = Paths.allocate(num, max_depth)

@@ -134,16 +134,11 @@ def expand_compiled(
         if ended[b]:
             leaf_value[b] = end_value[b]
             continue
-        new = size[b]
-        size[b] += 1
-        children[b, parent[b], action[b]] = new
+        new = _link_node(b, parent[b], action[b], children, size)
         done, mover_result = compiled_rules.move(
             rules, boards[b, parent[b]], action[b], boards[b, new]
         )
-        value = -mover_result  # for the player to move after the move
-        terminal[b, new], terminal_value[b, new] = done, value
-        solved[b, new] = 2 + int(value) if done else 0
-        leaf_value[b] = value
+        _settle_node(b, new, done, mover_result, terminal, terminal_value, solved, leaf_value)
         if not done:
             leaf_boards[count] = boards[b, new]
             compiled_rules.legal(rules, boards[b, new], leaf_legal[count])
@@ -171,16 +166,41 @@ def append(
     nodes = np.empty(tree.shape[0], dtype=np.int64)
     for i in range(tree.shape[0]):
         t = tree[i]
-        new = size[t]
-        nodes[i] = new
-        size[t] += 1
+        new = nodes[i] = _link_node(t, parent[i], action[i], children, size)
         forest_boards[t, new] = boards[i]
-        children[t, parent[i], action[i]] = new
-        value = -np.float64(mover_result[i])  # for the player to move after the move
-        forest_terminal[t, new], terminal_value[t, new] = terminal[i], value
-        solved[t, new] = 2 + int(value) if terminal[i] else 0
-        leaf_value[t] = value
+        _settle_node(
+            t, new, terminal[i], mover_result[i], forest_terminal, terminal_value, solved,
+            leaf_value,
+        )  # fmt: skip
     return nodes
+
+
+@njit(inline="always")
+def _link_node(t: int, parent: int, action: int, children: np.ndarray, size: np.ndarray) -> int:
+    """Take tree t's next free node as the child `action` of `parent`; return its index."""
+    new = size[t]
+    size[t] += 1
+    children[t, parent, action] = new
+    return new
+
+
+@njit(inline="always")
+def _settle_node(
+    t: int,
+    new: int,
+    done: bool,
+    mover_result: float,
+    terminal: np.ndarray,
+    terminal_value: np.ndarray,
+    solved: np.ndarray,
+    leaf_value: np.ndarray,
+) -> None:
+    """Record a new node's outcome: terminal or not, its exact value for the player to move
+    there (proven, if terminal), and that value as tree t's leaf value."""
+    value = -np.float64(mover_result)
+    terminal[t, new], terminal_value[t, new] = done, value
+    solved[t, new] = 2 + int(value) if done else 0
+    leaf_value[t] = value
 
 
 @njit(cache=True)
