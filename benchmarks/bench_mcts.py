@@ -7,6 +7,20 @@ as the loop runs it: channels_last in the recipe's precision; each against a bas
 the same evaluator), at 64, 256 and 1024 games in flight: batched sims/s, the
 baseline's sims/s, their ratio, and the share of the batched time spent inside the network
 (the rest is tree code). Run serially: `make bench`.
+
+Both searches run from the same 64 mid-game roots (the batched search with 256 or 1024 games
+in flight searches them 4 or 16 times over). The roots must be the same: how many
+simulations end on a finished game, and so need no network call, differs a lot from root to
+root (0.09 to 1.0 boards evaluated per simulation over 256 roots with a fresh tiny MLP, 0.8
+on average), so a baseline timed on a few other roots, best of several draws, ran up to 40%
+faster than it does on the batched search's roots. The benchmark prints how many boards
+each search evaluated per simulation: from the same roots they should agree.
+
+"Tree free" is the batched rate with the tree's share taken out: the same search if its tree
+code cost nothing, the network's own limit. Its ratio to the baseline bounds what any tree
+code can show with that many games in flight: a step makes one network call on (at most)
+`games` boards where the baseline makes one call on one board per simulation, and the
+baseline shares the evaluator, so making the call cheaper speeds both.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ from selfimprove.games.rules import ConnectFour
 
 GAME = ConnectFour()
 REPEATS = 5
+ROOTS = 64  # mid-game positions both searches start from
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "games" / "connect4.yaml"
 RECIPE_NET = NetSpec.model_validate(read_yaml(RECIPE)["net"])
 CONV = f"the recipe's conv net ({RECIPE_NET.blocks} blocks x {RECIPE_NET.channels} channels)"
@@ -44,7 +59,7 @@ NETS = {  # label -> (spec, as the loop runs it); the conv net plain and as the 
 class TimedEvaluator:
     inner: NetEvaluator
     seconds: float = 0.0
-    calls: int = 0
+    boards: int = 0
 
     def __call__(
         self, boards: np.ndarray, rng: np.random.Generator
@@ -52,7 +67,7 @@ class TimedEvaluator:
         start = time.perf_counter()
         out = self.inner(boards, rng)
         self.seconds += time.perf_counter() - start
-        self.calls += 1
+        self.boards += len(boards)
         return out
 
 
@@ -99,27 +114,41 @@ def positions(num: int, rng: np.random.Generator) -> np.ndarray:
     return random_openings(GAME, num, 8, rng)
 
 
-def baseline_rate(evaluator: NetEvaluator, sims: int, rng: np.random.Generator) -> float:
-    """Simulations per second of the one-game-at-a-time tree over 16 mid-game roots."""
-    done, start = 0, time.perf_counter()
-    for board in positions(16, rng):
+@dataclass(order=True)
+class Rate:
+    sims_per_second: float
+    network_share: float  # of the search's time
+    boards_per_sim: float  # boards the network evaluated per simulation
+
+
+def baseline_rate(
+    evaluator: NetEvaluator, roots: np.ndarray, sims: int, rng: np.random.Generator
+) -> Rate:
+    """The one-game-at-a-time tree, searching `roots` in turn."""
+    timed = TimedEvaluator(evaluator)
+    start = time.perf_counter()
+    for board in roots:
         root = Node(board)
         for _ in range(sims):
-            recursive_simulation(root, evaluator, rng)
-            done += 1
-    return done / (time.perf_counter() - start)
+            recursive_simulation(root, timed, rng)
+    seconds = time.perf_counter() - start
+    done = len(roots) * sims
+    return Rate(done / seconds, timed.seconds / seconds, timed.boards / done)
 
 
 def batched_rate(
-    evaluator: NetEvaluator, games: int, sims: int, rng: np.random.Generator
-) -> tuple[float, float]:
-    """Simulations per second of one batched search over `games` roots, and the network's share."""
-    roots = positions(games, rng)
+    evaluator: NetEvaluator, roots: np.ndarray, games: int, sims: int, rng: np.random.Generator
+) -> Rate:
+    """One batched search with `games` in flight (`roots` repeated). It evaluates the roots
+    before its simulations, one board per game more than the baseline (whose first simulation
+    evaluates the root): counted here in its time and its boards."""
+    roots = np.tile(roots, (games // len(roots), 1, 1))
     timed = TimedEvaluator(evaluator)
     start = time.perf_counter()
     search(GAME, timed, roots, SearchConfig(num_simulations=sims), rng)
     seconds = time.perf_counter() - start
-    return games * sims / seconds, timed.seconds / seconds
+    done = games * sims
+    return Rate(done / seconds, timed.seconds / seconds, timed.boards / done)
 
 
 def main() -> None:
@@ -130,20 +159,32 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sims = 64
     search(GAME, UniformEvaluator(7), positions(4, rng), SearchConfig(4), rng)  # compile once
+    roots = positions(ROOTS, rng)
     for label, (spec, as_run) in NETS.items():
         model = initial_model(spec, 6, 7, 7, rng)
         evaluator = NetEvaluator.of(model) if as_run else NetEvaluator(model.module())
-        baseline, batched = 0.0, {games: (0.0, 0.0) for games in (64, 256, 1024)}
+        baseline = Rate(0.0, 0.0, 0.0)
+        batched = dict.fromkeys((64, 256, 1024), baseline)
         for _ in range(REPEATS):
-            baseline = max(baseline, baseline_rate(evaluator, sims, rng))
+            baseline = max(baseline, baseline_rate(evaluator, roots, sims, rng))
             for games in batched:
-                batched[games] = max(batched[games], batched_rate(evaluator, games, sims, rng))
+                batched[games] = max(
+                    batched[games], batched_rate(evaluator, roots, games, sims, rng)
+                )
         print(f"\n{label}: {model.num_parameters():,} parameters")
-        print(f"  one game at a time, recursive Python tree     {baseline:10,.0f} sims/s")
-        for games, (rate, share) in batched.items():
+        print(
+            f"  one game at a time, recursive Python tree     {baseline.sims_per_second:10,.0f} sims/s"
+            f"          network {100 * baseline.network_share:4.1f}%"
+            f"   {baseline.boards_per_sim:.3f} boards evaluated per simulation"
+        )
+        for games, rate in batched.items():
+            ratio = rate.sims_per_second / baseline.sims_per_second
+            free = rate.sims_per_second / rate.network_share
             print(
-                f"  batched, {games:4d} games in flight              {rate:10,.0f} sims/s"
-                f"   {rate / baseline:5.1f}x   network {100 * share:4.1f}% / tree {100 * (1 - share):4.1f}%"
+                f"  batched, {games:4d} games in flight              {rate.sims_per_second:10,.0f} sims/s"
+                f"   {ratio:5.1f}x   network {100 * rate.network_share:4.1f}%"
+                f"   {rate.boards_per_sim:.3f} boards/sim"
+                f"   tree free {free:10,.0f} ({free / baseline.sims_per_second:5.1f}x)"
             )
 
 
