@@ -153,6 +153,11 @@ def test_connect4_pipeline_scores_pons_sets_and_climbs_the_ladder(tmp_path: Path
         c for c in claims_for(config, RunStore.open(run.run_dir)) if "MCTS-10000" in c.text
     ]
     assert len(pons_claims) == 4  # one per set, each against the published MCTS-10000 rate
+    scoring = config.evaluation  # the evidence says the budget it was scored at
+    budget = (
+        f"({scoring.num_simulations:,} simulations, first {scoring.pons_positions:,} positions)"
+    )
+    assert all(c.measured.endswith(budget) for c in pons_claims), pons_claims
 
 
 def test_othello_pipeline_runs_a_generation_and_climbs_the_ladder(tmp_path: Path) -> None:

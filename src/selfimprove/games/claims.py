@@ -11,7 +11,7 @@ Table = dict[str, dict[int, Metrics]]
 def alphazero_claims(config: AlphaZeroConfig, table: Table) -> list[Claim]:
     """Tic-tac-toe: perfect play from random weights, checked exhaustively against minimax."""
     if config.game == "connect4":
-        return connect4_claims(table)
+        return connect4_claims(config, table)
     found = []
     for arm, series in table.items():
         if config.game != "tictactoe" or not series:
@@ -50,19 +50,27 @@ def alphazero_claims(config: AlphaZeroConfig, table: Table) -> list[Claim]:
 _MCTS_10000 = {"End-Easy": 0.0, "Middle-Easy": 0.7, "Middle-Medium": 4.3, "Beginning-Easy": 2.0}
 
 
-def connect4_claims(table: Table) -> list[Claim]:
-    """Connect Four: the search against MCTS-10000 on every Pons set; the ladder's trend."""
+def connect4_claims(config: AlphaZeroConfig, table: Table) -> list[Claim]:
+    """Connect Four: the search against MCTS-10000 on every Pons set, at the run's own scoring
+    budget (said in the evidence: the bar's own is 10,000 simulations on all 1,000 positions,
+    `benchmarks/c4_pons_eval.py`); the ladder's trend."""
     found = []
+    scoring = config.evaluation
+    budget = (
+        f"{scoring.num_simulations:,} simulations{' + solver' if scoring.solver else ''}, "
+        f"first {scoring.pons_positions:,} positions"
+    )
     for arm, series in table.items():
         for label, bar in _MCTS_10000.items():
             key = f"pons/{label}/search_mistake_rate"
             scored = [g for g in sorted(series) if key in series[g]]  # Pons every N generations
             if scored:
-                rate = 100 * series[scored[-1]][key]
+                row = series[scored[-1]]
+                rate, low, high = (100 * row[key + end] for end in ("", "_low", "_high"))
                 found.append(
                     Claim(
                         f"{arm}: the search makes no more mistakes than random-rollout MCTS-10000 on {label} ({bar:g}%)",
-                        f"{rate:.1f}% at generation {scored[-1]}",
+                        f"{rate:.1f}% [{low:.1f}, {high:.1f}] at generation {scored[-1]} ({budget})",
                         rate <= bar,
                     )
                 )
