@@ -8,13 +8,17 @@ the same evaluator), at 64, 256 and 1024 games in flight: batched sims/s, the
 baseline's sims/s, their ratio, and the share of the batched time spent inside the network
 (the rest is tree code). Run serially: `make bench`.
 
-Both searches run from the same 64 mid-game roots (the batched search with 256 or 1024 games
-in flight searches them 4 or 16 times over). The roots must be the same: how many
-simulations end on a finished game, and so need no network call, differs a lot from root to
-root (0.09 to 1.0 boards evaluated per simulation over 256 roots with a fresh tiny MLP, 0.8
-on average), so a baseline timed on a few other roots, best of several draws, ran up to 40%
-faster than it does on the batched search's roots. The benchmark prints how many boards
-each search evaluated per simulation: from the same roots they should agree.
+Both searches run from the same mid-game roots: the batched search with 64 or 256 games in
+flight from the first 64 or all 256 of 256 roots (with 1024, from the 256 searched four times
+over), the baseline over each root in turn, its rate for 64 games taken over the first 64.
+The roots must be the same: how many simulations end on a finished game, and so need no
+network call, differs a lot from root to root (0.09 to 1.0 boards evaluated per simulation
+with a fresh tiny MLP, 0.8 on average), so a baseline timed on a few other roots, best of
+several draws, ran up to 40% faster than it does on the batched search's roots. The
+benchmark prints how many boards each search evaluated per simulation: they should agree
+(the batched search evaluates its roots once more, before its simulations: +1/64). Repeating
+64 roots to fill 256 games flattered the batched search by 3-6% (identical trees), hence
+distinct roots up to 256.
 
 "Tree free" is the batched rate with the tree's share taken out: the same search if its tree
 code cost nothing, the network's own limit. Its ratio to the baseline bounds what any tree
@@ -43,7 +47,8 @@ from selfimprove.games.rules import ConnectFour
 
 GAME = ConnectFour()
 REPEATS = 5
-ROOTS = 64  # mid-game positions both searches start from
+ROOTS = 256  # distinct mid-game positions both searches start from
+GAMES = (64, 256, 1024)  # games in flight
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "games" / "connect4.yaml"
 RECIPE_NET = NetSpec.model_validate(read_yaml(RECIPE)["net"])
 CONV = f"the recipe's conv net ({RECIPE_NET.blocks} blocks x {RECIPE_NET.channels} channels)"
@@ -121,28 +126,54 @@ class Rate:
     boards_per_sim: float  # boards the network evaluated per simulation
 
 
-def baseline_rate(
-    evaluator: NetEvaluator, roots: np.ndarray, sims: int, rng: np.random.Generator
-) -> Rate:
-    """The one-game-at-a-time tree, searching `roots` in turn."""
-    timed = TimedEvaluator(evaluator)
-    start = time.perf_counter()
-    for board in roots:
-        root = Node(board)
-        for _ in range(sims):
-            recursive_simulation(root, timed, rng)
-    seconds = time.perf_counter() - start
-    done = len(roots) * sims
-    return Rate(done / seconds, timed.seconds / seconds, timed.boards / done)
+@dataclass
+class Baseline:
+    """The one-game-at-a-time tree's time per root: the fastest of the repeats for each."""
+
+    sims: int
+    seconds: np.ndarray  # [roots]
+    network_seconds: np.ndarray  # [roots]
+    boards: np.ndarray  # [roots] boards evaluated (the same every repeat: no noise, one net)
+
+    @classmethod
+    def measure(
+        cls, evaluator: NetEvaluator, roots: np.ndarray, sims: int, rng: np.random.Generator
+    ) -> Baseline:
+        times = np.zeros((3, len(roots)))
+        for i, board in enumerate(roots):
+            timed, root = TimedEvaluator(evaluator), Node(board)
+            start = time.perf_counter()
+            for _ in range(sims):
+                recursive_simulation(root, timed, rng)
+            times[:, i] = time.perf_counter() - start, timed.seconds, timed.boards
+        return cls(sims, *times)
+
+    def faster(self, other: Baseline) -> Baseline:
+        take = other.seconds < self.seconds
+        return Baseline(
+            self.sims,
+            np.where(take, other.seconds, self.seconds),
+            np.where(take, other.network_seconds, self.network_seconds),
+            self.boards,
+        )
+
+    def rate(self, roots: int) -> Rate:
+        """Over the first `roots` roots."""
+        seconds = self.seconds[:roots].sum()
+        return Rate(
+            roots * self.sims / seconds,
+            self.network_seconds[:roots].sum() / seconds,
+            self.boards[:roots].sum() / (roots * self.sims),
+        )
 
 
 def batched_rate(
     evaluator: NetEvaluator, roots: np.ndarray, games: int, sims: int, rng: np.random.Generator
 ) -> Rate:
-    """One batched search with `games` in flight (`roots` repeated). It evaluates the roots
-    before its simulations, one board per game more than the baseline (whose first simulation
-    evaluates the root): counted here in its time and its boards."""
-    roots = np.tile(roots, (games // len(roots), 1, 1))
+    """One batched search with `games` in flight: the first `games` roots, or all of them
+    repeated. It evaluates the roots before its simulations, one board per game more than the
+    baseline (whose first simulation evaluates the root): counted in its time and boards."""
+    roots = roots[:games] if games <= len(roots) else np.tile(roots, (games // len(roots), 1, 1))
     timed = TimedEvaluator(evaluator)
     start = time.perf_counter()
     search(GAME, timed, roots, SearchConfig(num_simulations=sims), rng)
@@ -163,28 +194,29 @@ def main() -> None:
     for label, (spec, as_run) in NETS.items():
         model = initial_model(spec, 6, 7, 7, rng)
         evaluator = NetEvaluator.of(model) if as_run else NetEvaluator(model.module())
-        baseline = Rate(0.0, 0.0, 0.0)
-        batched = dict.fromkeys((64, 256, 1024), baseline)
-        for _ in range(REPEATS):
-            baseline = max(baseline, baseline_rate(evaluator, roots, sims, rng))
-            for games in batched:
+        baseline = Baseline.measure(evaluator, roots, sims, rng)
+        batched = dict.fromkeys(GAMES, Rate(0.0, 0.0, 0.0))
+        for repeat in range(REPEATS):
+            if repeat:
+                baseline = baseline.faster(Baseline.measure(evaluator, roots, sims, rng))
+            for games in GAMES:
                 batched[games] = max(
                     batched[games], batched_rate(evaluator, roots, games, sims, rng)
                 )
         print(f"\n{label}: {model.num_parameters():,} parameters")
         print(
-            f"  one game at a time, recursive Python tree     {baseline.sims_per_second:10,.0f} sims/s"
-            f"          network {100 * baseline.network_share:4.1f}%"
-            f"   {baseline.boards_per_sim:.3f} boards evaluated per simulation"
+            "  games in flight   batched sims/s   one game at a time   ratio"
+            "   network share   boards/sim   tree free (ratio)"
         )
         for games, rate in batched.items():
-            ratio = rate.sims_per_second / baseline.sims_per_second
+            one = baseline.rate(min(games, len(roots)))
             free = rate.sims_per_second / rate.network_share
             print(
-                f"  batched, {games:4d} games in flight              {rate.sims_per_second:10,.0f} sims/s"
-                f"   {ratio:5.1f}x   network {100 * rate.network_share:4.1f}%"
-                f"   {rate.boards_per_sim:.3f} boards/sim"
-                f"   tree free {free:10,.0f} ({free / baseline.sims_per_second:5.1f}x)"
+                f"  {games:15d}   {rate.sims_per_second:14,.0f}   {one.sims_per_second:18,.0f}"
+                f"   {rate.sims_per_second / one.sims_per_second:5.1f}x"
+                f"   {100 * rate.network_share:5.1f}% / {100 * one.network_share:4.1f}%"
+                f"   {rate.boards_per_sim:.3f} / {one.boards_per_sim:.3f}"
+                f"   {free:10,.0f} ({free / one.sims_per_second:5.1f}x)"
             )
 
 
