@@ -78,6 +78,17 @@ class Forest:
         """The trees of `rows` only (as a copy)."""
         return Forest(*(getattr(self, f.name)[rows] for f in fields(self)))
 
+    @property
+    def node_arrays(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What a kernel that adds nodes writes (`tree_kernels.append`, `expand_compiled`), in
+        their order: boards, children, terminal, terminal value, solved, size."""
+        return (
+            self.boards, self.children, self.terminal, self.terminal_value, self.solved,
+            self.size,
+        )  # fmt: skip
+
 
 def search(
     game: Game,
@@ -153,16 +164,8 @@ def _compiled_simulation(
     _descend(trees, config.c_puct, None, config.solver, paths)
     count = kernels.expand_compiled(
         rules,
-        trees.boards,
-        trees.children,
-        trees.terminal,
-        trees.terminal_value,
-        trees.solved,
-        trees.size,
-        paths.parent,
-        paths.action,
-        paths.ended,
-        paths.end_value,
+        *trees.node_arrays,
+        *paths.stops,
         collected.value,
         collected.tree,
         collected.node,
@@ -288,6 +291,12 @@ class Paths:
     end_value: np.ndarray  # [B] that node's value
     unforced: np.ndarray  # [B] all -1: no action forced at the root
 
+    @property
+    def stops(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Where each descent stopped, as the descent writes and the expansion reads them:
+        parent, action, ended, end value."""
+        return self.parent, self.action, self.ended, self.end_value
+
     @classmethod
     def allocate(cls, num: int, max_depth: int) -> Paths:
         def ints(*shape: int) -> np.ndarray:
@@ -348,10 +357,7 @@ def _descend(
         paths.nodes,
         paths.actions,
         paths.length,
-        paths.parent,
-        paths.action,
-        paths.ended,
-        paths.end_value,
+        *paths.stops,
     )
 
 
@@ -390,12 +396,7 @@ def _add_nodes(
     holding the board of `step`; write each new node's value for its mover into
     `leaf_value[tree]` (its exact value if terminal, else 0); return the new nodes' indices."""
     return kernels.append(
-        trees.boards,
-        trees.children,
-        trees.terminal,
-        trees.terminal_value,
-        trees.solved,
-        trees.size,
+        *trees.node_arrays,
         tree,
         parent,
         action,
