@@ -3,7 +3,8 @@
 import numpy as np
 
 from selfimprove.games.bots import MctsBot, RolloutEvaluator, UniformEvaluator, rollout_values
-from selfimprove.games.mcts import SearchConfig, search
+from selfimprove.games.mcts import SearchConfig, advance, search
+from selfimprove.games.network import NetEvaluator, NetSpec, initial_model
 from selfimprove.games.rules import ConnectFour, TicTacToe, boards_from_moves
 from selfimprove.games.solvers import solve_tictactoe
 
@@ -66,8 +67,6 @@ def test_mcts_agrees_with_minimax_where_a_move_is_forced() -> None:
 
 
 def test_subtree_reuse_carries_the_chosen_childs_visits_into_the_next_search() -> None:
-    from selfimprove.games.mcts import advance
-
     roots = boards_from_moves(C4, [[], [3], [3, 3]])
     config = SearchConfig(num_simulations=60)
     first = search(C4, UniformEvaluator(7), roots, config, np.random.default_rng(0))
@@ -85,8 +84,6 @@ def test_subtree_reuse_carries_the_chosen_childs_visits_into_the_next_search() -
 
 
 def test_the_forest_grows_past_its_first_capacity() -> None:
-    from selfimprove.games.mcts import advance
-
     boards = C4.initial(2)
     config = SearchConfig(num_simulations=30)
     forest = None
@@ -110,9 +107,6 @@ class _Uncompiled(ConnectFour):
 
 
 def test_the_compiled_step_searches_exactly_as_the_generic_path() -> None:
-    from selfimprove.games.mcts import advance
-    from selfimprove.games.network import NetEvaluator, NetSpec, initial_model
-
     rng = np.random.default_rng(3)
     model = initial_model(NetSpec(kind="mlp", hidden=16), 6, 7, 7, rng)
     roots = boards_from_moves(C4, [[], [3, 3], [0, 1, 0, 1, 0], [3, 2, 3, 2, 3, 2]])
