@@ -20,7 +20,7 @@ import numpy as np
 
 from selfimprove.collapse import gpt
 from selfimprove.core.store import RunStore
-from selfimprove.experiments import load_config, start_run
+from selfimprove.experiments import CODECS, load_config, start_run
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "collapse" / "tiny_gpt.yaml"
 
@@ -46,7 +46,7 @@ def main() -> None:
             store = RunStore.open(run.run_dir)
             minutes = store.compute_minutes("replace")
             seconds = (minutes[1] - minutes[0]) * 60  # generation 1 alone
-            state = store.load_snapshot("replace", 1)
+            state = store.load_snapshot("replace", 1, CODECS)
             assert state is not None
             incumbent = state[1].incumbent
             store.close()

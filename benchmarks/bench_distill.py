@@ -24,12 +24,9 @@ def main() -> None:
     teacher = train_mlp(
         (dim, 512, 512, 10),
         data.train_x,
-        data.train_y,
-        None,
-        1.0,
-        1.0,
         Training(steps=300),
         np.random.default_rng(1),
+        labels=data.train_y,
     )
     training = Training(steps=STEPS)
     student = (dim, 64, 10)
@@ -37,12 +34,19 @@ def main() -> None:
 
     start = time.perf_counter()
     logits = teacher.logits(data.train_x).numpy()  # once, for the whole transfer set
-    a = train_mlp(student, data.train_x, None, logits, 0.0, 4.0, training, np.random.default_rng(2))
+    a = train_mlp(
+        student,
+        data.train_x,
+        training,
+        np.random.default_rng(2),
+        teacher_logits=logits,
+        temperature=4.0,
+    )
     precomputed = time.perf_counter() - start
 
     start = time.perf_counter()
     b = train_mlp(
-        student, data.train_x, None, None, 0.0, 4.0, training, np.random.default_rng(2), teacher
+        student, data.train_x, training, np.random.default_rng(2), teacher=teacher, temperature=4.0
     )
     on_the_fly = time.perf_counter() - start
 

@@ -46,7 +46,7 @@ def main() -> None:
     except (ConfigError, RunNotFoundError) as error:
         parser.exit(2, f"{error}\n")
     info, generation, model = saved.info, saved.generation, saved.state.incumbent
-    window = saved.state.history[-1]
+    window = [sample.content for sample in saved.state.history[-1]]  # stamped positions
     table = Path(info.config["evaluation"]["pons_table"])
     sets = {SET_LABELS[name]: s for name, s in load_pons(table).items()}
     train = info.config["train"]

@@ -53,6 +53,24 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["show", "no-such-run"], "no run 'no-such-run'"),
         (["resume", "no-such-run"], "no run 'no-such-run'"),
         (["report", "no-such-run"], "no run 'no-such-run'"),
+        (["run", "--explain", "reasoning.stars"], "unknown experiment 'reasoning.stars'"),
+        (["run"], "give a recipe"),
+        (["run", str(CONFIGS / "collapse/gaussian.yaml"), "--set", "seed=-1"], "seed: Input"),
+        (
+            ["run", str(CONFIGS / "reasoning/star_quick.yaml"), "--set", "model.heads=3"],
+            "width 64 is not a multiple of heads 3",
+        ),
+        (
+            [
+                "run",
+                str(CONFIGS / "reasoning/star_quick.yaml"),
+                "--set",
+                "gate.kind=no_regression",
+                "--set",
+                "gate.metric=null",
+            ],
+            "a no_regression gate needs a metric",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -181,3 +199,17 @@ def test_a_reader_that_goes_away_gets_no_traceback(
     child.stderr.close()
     assert "Traceback" not in stderr, stderr
     assert child.wait() == 1  # stopped early, quietly (rich's convention for a broken pipe)
+
+
+def test_run_explain_prints_every_field_of_a_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--explain", "reasoning.star"]) == 0
+    out = capsys.readouterr().out
+    for field in (
+        "verifier",
+        "gate.tolerance",
+        "model.heads",
+        "train.seed_steps",
+        "alarms[].metric",
+    ):
+        assert field in out, field
+    assert "whole" not in out and "working" in out

@@ -1,4 +1,4 @@
-"""The command line: run, resume, runs, show, report, tour.
+"""The command line: run, resume, runs, show, report, export, play, tour.
 
 Bad input (a missing file, an unknown key, a wrong type, an unknown run) is one line on
 stderr and exit code 2, never a traceback.
@@ -25,9 +25,10 @@ from rich.progress import (
 from rich.table import Table
 
 from selfimprove import __version__
-from selfimprove.core.config import ConfigError
+from selfimprove.core.config import ConfigError, field_docs
 from selfimprove.core.engine import NondeterminismError
 from selfimprove.core.records import Claim
+from selfimprove.core.snapshot import SnapshotError
 from selfimprove.core.store import (
     CorruptRunError,
     RunBusyError,
@@ -39,6 +40,7 @@ from selfimprove.core.store import (
 from selfimprove.experiments import (
     RunResult,
     claims_for,
+    experiment_of,
     export_kept,
     load_config,
     newest_state,
@@ -50,7 +52,14 @@ from selfimprove.reports.html import write_run_report
 from selfimprove.reports.plots import plottable_keys
 from selfimprove.tour import run_tour
 
-_USER_ERRORS = (ConfigError, RunNotFoundError, RunBusyError, CorruptRunError, NondeterminismError)
+_USER_ERRORS = (
+    ConfigError,
+    RunNotFoundError,
+    RunBusyError,
+    CorruptRunError,
+    NondeterminismError,
+    SnapshotError,
+)
 console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 240)  # piped: never cut run ids
 
@@ -81,7 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run a recipe; prints the run id and the report path")
-    run.add_argument("config", type=Path)
+    run.add_argument("config", type=Path, nargs="?", help="a recipe (YAML)")
+    run.add_argument(
+        "--explain",
+        metavar="KIND",
+        help="print every config field of an experiment kind (type, default, description)",
+    )
     run.add_argument(
         "--set",
         dest="overrides",
@@ -103,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run")
     show.add_argument(
         "--rows", type=int, default=20, help="about how many generations to show per arm"
+    )
+    show.add_argument(
+        "--provenance",
+        action="store_true",
+        help="what each generation kept: source, origin generation, model, verifier, verdict",
     )
     show.set_defaults(handler=_show)
 
@@ -141,22 +160,30 @@ def _parser() -> argparse.ArgumentParser:
 
 @contextmanager
 def _progress() -> Iterator[Callable[[str, str, int, int], None]]:
+    """Progress bars, shown from the first finished generation on (a command that fails
+    before one, such as a resume refused, prints nothing but its error)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
-        tasks: dict[str, TaskID] = {}
+    bar = Progress(*columns, console=console, transient=False)
+    tasks: dict[str, TaskID] = {}
 
-        def update(run: str, arm: str, generation: int, total: int) -> None:
-            key = f"{run}/{arm}"
-            if key not in tasks:
-                tasks[key] = bar.add_task(arm[:48], total=total)
-            bar.update(tasks[key], completed=generation)
+    def update(run: str, arm: str, generation: int, total: int) -> None:
+        key = f"{run}/{arm}"
+        if not tasks:
+            bar.start()
+        if key not in tasks:
+            tasks[key] = bar.add_task(arm[:48], total=total)
+        bar.update(tasks[key], completed=generation)
 
+    try:
         yield update
+    finally:
+        if tasks:
+            bar.stop()
 
 
 def _write_report(run: str | Path, runs_dir: Path) -> tuple[Path, list[Claim]]:
@@ -181,6 +208,10 @@ def _finish(result: RunResult, runs_dir: Path) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.explain is not None:
+        return _explain(args.explain)
+    if args.config is None:
+        raise ConfigError("run: give a recipe (a YAML file), or --explain KIND")
     config = load_config(args.config, args.overrides)
     with _progress() as progress:
         result = start_run(config, args.runs_dir, progress)
@@ -202,8 +233,51 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(kind: str) -> int:
+    experiment = experiment_of(kind, "--explain")
+    table = Table("field", "type", "default", "description", title=f"{kind}: {experiment.summary}")
+    for doc in field_docs(experiment.config):
+        table.add_row(doc.path, doc.type, doc.default, doc.description)
+    out.print(table)
+    return 0
+
+
+def _show_provenance(store: RunStore) -> None:
+    for arm, status in store.arms():
+        table = Table(
+            "generation",
+            "kept",
+            "source",
+            "made in",
+            "model",
+            "verifier",
+            "verdict",
+            "revision",
+            title=f"{arm} ({status}): provenance of what each generation kept",
+        )
+        for row in store.provenance(arm):
+            verdict = {True: "passed", False: "failed", None: "-"}[row.passed]
+            table.add_row(
+                str(row.generation),
+                str(row.count),
+                row.source,
+                str(row.origin_generation),
+                f"{row.origin_arm}: {row.model}" if row.origin_arm else row.model,
+                row.verifier or "-",
+                verdict,
+                str(row.revision),
+            )
+        out.print(table)
+
+
 def _show(args: argparse.Namespace) -> int:
     store = RunStore.open(args.run, args.runs_dir)
+    if args.provenance:
+        try:
+            _show_provenance(store)
+        finally:
+            store.close()
+        return 0
     try:
         for arm, status in store.arms():
             series, decisions = store.metrics(arm), store.decisions(arm)

@@ -1,4 +1,7 @@
-"""Experiments: map a config's `kind` to its config model and its arms; start and resume runs."""
+"""Experiments: every loop's `Experiment` record in one tuple, and starting and resuming runs.
+
+Adding a loop is one method file with its `EXPERIMENT` record plus one line in `EXPERIMENTS`.
+"""
 
 from __future__ import annotations
 
@@ -9,68 +12,52 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove import __version__
-from selfimprove.collapse import (
-    claims,
-    fresh_data,
-    gaussian,
-    gmm,
-    gpt,
-    ngram,
-    regression,
-    vae,
-    zipf,
-)
-from selfimprove.core.config import ConfigError, apply_overrides, read_yaml, validate
+from selfimprove.collapse import fresh_data, gaussian, gmm, gpt, ngram, regression, vae, zipf
+from selfimprove.core.config import ConfigError, LoopConfig, apply_overrides, read_yaml, validate
 from selfimprove.core.engine import Arm, Engine, Progress
+from selfimprove.core.experiment import Experiment, Measured
 from selfimprove.core.records import Claim
+from selfimprove.core.snapshot import TensorCodec
 from selfimprove.core.store import RunInfo, RunStore
-from selfimprove.distill import claims as distill_claims
 from selfimprove.distill import distill, lm
 from selfimprove.games import alphazero
-from selfimprove.games import claims as games_claims
-from selfimprove.reasoning import claims as reasoning_claims
+from selfimprove.models.tensors import TORCH_TENSORS
 from selfimprove.reasoning import star, synthesis
 
-ExperimentConfig = (
-    gaussian.GaussianConfig
-    | gmm.GmmConfig
-    | regression.RegressionConfig
-    | fresh_data.FreshDataConfig
-    | zipf.ZipfConfig
-    | ngram.NgramConfig
-    | gpt.GptCollapseConfig
-    | vae.VaeConfig
-    | distill.ClassifierKdConfig
-    | lm.LmKdConfig
-    | alphazero.AlphaZeroConfig
-    | star.StarConfig
-    | synthesis.SynthesisConfig
+EXPERIMENTS: tuple[Experiment[Any], ...] = (
+    gaussian.EXPERIMENT,
+    gmm.EXPERIMENT,
+    regression.EXPERIMENT,
+    fresh_data.EXPERIMENT,
+    zipf.EXPERIMENT,
+    ngram.EXPERIMENT,
+    gpt.EXPERIMENT,
+    vae.EXPERIMENT,
+    distill.EXPERIMENT,
+    lm.EXPERIMENT,
+    alphazero.EXPERIMENT,
+    star.EXPERIMENT,
+    synthesis.EXPERIMENT,
 )
+KINDS: dict[str, Experiment[Any]] = {e.kind: e for e in EXPERIMENTS}
+CODECS: tuple[TensorCodec, ...] = (TORCH_TENSORS,)
+"""How tensors enter snapshots (core imports no torch)."""
 
-KINDS: dict[str, type[ExperimentConfig]] = {
-    "collapse.gaussian": gaussian.GaussianConfig,
-    "collapse.gmm": gmm.GmmConfig,
-    "collapse.regression": regression.RegressionConfig,
-    "collapse.fresh_data": fresh_data.FreshDataConfig,
-    "collapse.zipf": zipf.ZipfConfig,
-    "collapse.ngram": ngram.NgramConfig,
-    "collapse.tiny_gpt": gpt.GptCollapseConfig,
-    "collapse.vae": vae.VaeConfig,
-    "distill.classifier": distill.ClassifierKdConfig,
-    "distill.lm": lm.LmKdConfig,
-    "games.alphazero": alphazero.AlphaZeroConfig,
-    "reasoning.star": star.StarConfig,
-    "reasoning.synthesis": synthesis.SynthesisConfig,
-}
+ExperimentConfig = LoopConfig
+"""Any experiment's config (its `kind` says which)."""
+
+
+def experiment_of(kind: object, source: str) -> Experiment[Any]:
+    if not isinstance(kind, str) or kind not in KINDS:
+        known = ", ".join(sorted(KINDS))
+        raise ConfigError(f"{source}: kind: unknown experiment {kind!r}; known kinds: {known}")
+    return KINDS[kind]
 
 
 def parse_config(data: dict[str, Any], source: str) -> ExperimentConfig:
     """Validate a config mapping; `kind` picks the experiment."""
-    kind = data.get("kind")
-    if kind not in KINDS:
-        known = ", ".join(sorted(KINDS))
-        raise ConfigError(f"{source}: kind: unknown experiment {kind!r}; known kinds: {known}")
-    return validate(KINDS[kind], data, source)
+    config: LoopConfig = validate(experiment_of(data.get("kind"), source).config, data, source)
+    return config
 
 
 def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -79,33 +66,7 @@ def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentCon
 
 
 def build_arms(config: ExperimentConfig) -> list[Arm]:
-    match config:
-        case gaussian.GaussianConfig():
-            return gaussian.build_arms(config)
-        case gmm.GmmConfig():
-            return gmm.build_arms(config)
-        case regression.RegressionConfig():
-            return regression.build_arms(config)
-        case fresh_data.FreshDataConfig():
-            return fresh_data.build_arms(config)
-        case zipf.ZipfConfig():
-            return zipf.build_arms(config)
-        case ngram.NgramConfig():
-            return ngram.build_arms(config)
-        case gpt.GptCollapseConfig():
-            return gpt.build_arms(config)
-        case vae.VaeConfig():
-            return vae.build_arms(config)
-        case distill.ClassifierKdConfig():
-            return distill.build_arms(config)
-        case lm.LmKdConfig():
-            return lm.build_arms(config)
-        case alphazero.AlphaZeroConfig():
-            return alphazero.build_arms(config)
-        case star.StarConfig():
-            return star.build_arms(config)
-        case synthesis.SynthesisConfig():
-            return synthesis.build_arms(config)
+    return experiment_of(config.kind, "config").build_arms(config)
 
 
 @dataclass(frozen=True)
@@ -148,24 +109,33 @@ def _drive(
 ) -> RunResult:
     try:
         with store.exclusive():
-            engine = Engine(config, store, progress)
+            engine = Engine(config, store, progress, CODECS)
             status = engine.run(build_arms(config), stop_after=stop_after)
         return RunResult(store.run_dir, status)
     finally:
         store.close()
 
 
+def measure(store: RunStore) -> Measured:
+    """What a run measured: metrics, compute minutes and decisions of every arm."""
+    arms = [name for name, _ in store.arms()]
+    minutes = {name: store.compute_minutes(name, cpu=True) for name in arms}
+    if not all(minutes.values()):  # a run from before CPU time was recorded: wall time
+        minutes = {name: store.compute_minutes(name) for name in arms}
+    return Measured(
+        {name: store.metrics(name) for name in arms},
+        minutes,
+        {name: store.decisions(name) for name in arms},
+    )
+
+
 def claims_for(config: ExperimentConfig, store: RunStore) -> list[Claim]:
-    """The claims this experiment tests, checked against the run's stored metrics."""
-    table = {name: store.metrics(name) for name, _ in store.arms()}
-    if any(not series for series in table.values()):
+    """The claims this experiment tests, checked against what the run measured."""
+    measured = measure(store)
+    if any(not series for series in measured.metrics.values()):
         return []  # an arm that never ran has nothing to check
-    if isinstance(config, star.StarConfig):  # its time claim reads the compute minutes
-        minutes = {name: store.compute_minutes(name, cpu=True) for name in table}
-        if not all(minutes.values()):  # a run from before CPU time was recorded: wall time
-            minutes = {name: store.compute_minutes(name) for name in table}
-        return reasoning_claims.star_claims(config, table, minutes) + guard_claims(config, store)
-    return _study_claims(config, table) + guard_claims(config, store)
+    claims = experiment_of(config.kind, "config").claims(config, measured)
+    return claims + guard_claims(config, store)
 
 
 def guard_claims(config: ExperimentConfig, store: RunStore) -> list[Claim]:
@@ -189,36 +159,6 @@ def guard_claims(config: ExperimentConfig, store: RunStore) -> list[Claim]:
             measured = f"fired in {len(fired)} of {len(decisions) - 1} generations"
             found.append(Claim(text, measured, inside))
     return found
-
-
-def _study_claims(config: ExperimentConfig, table: claims.Table) -> list[Claim]:
-    match config:
-        case gaussian.GaussianConfig():
-            return claims.gaussian_claims(config, table)
-        case gmm.GmmConfig():
-            return claims.gmm_claims(config, table)
-        case regression.RegressionConfig():
-            return claims.regression_claims(config, table)
-        case fresh_data.FreshDataConfig():
-            return claims.fresh_data_claims(config, table)
-        case zipf.ZipfConfig():
-            return claims.zipf_claims(config, table)
-        case ngram.NgramConfig():
-            return claims.text_claims(config.arms, table, "nats per word")
-        case gpt.GptCollapseConfig():
-            return claims.text_claims(config.arms, table, "nats per character")
-        case vae.VaeConfig():
-            return claims.vae_claims(config, table)
-        case distill.ClassifierKdConfig():
-            return distill_claims.classifier_claims(config, table)
-        case lm.LmKdConfig():
-            return distill_claims.lm_claims(table)
-        case alphazero.AlphaZeroConfig():
-            return games_claims.alphazero_claims(config, table)
-        case star.StarConfig():
-            return reasoning_claims.star_claims(config, table)
-        case synthesis.SynthesisConfig():
-            return reasoning_claims.synthesis_claims(table)
 
 
 @dataclass(frozen=True)
@@ -248,7 +188,8 @@ def newest_state(
         chosen = arm or arms[0]
         if chosen not in arms:
             raise ConfigError(f"run {info.id} has no arm {chosen!r}; its arms: {', '.join(arms)}")
-        snapshot = store.load_snapshot(chosen, store.last_generation(chosen) if at is None else at)
+        last = store.last_generation(chosen) if at is None else at
+        snapshot = store.load_snapshot(chosen, last, CODECS)
     finally:
         store.close()
     if snapshot is None:
@@ -257,26 +198,23 @@ def newest_state(
     return SavedState(info, chosen, *snapshot)
 
 
-_EXPORTERS: dict[str, Callable[[Any], list[dict[str, object]]]] = {
-    "reasoning.star": star.export_records,
-    "reasoning.synthesis": synthesis.export_records,
-}
-
-
 def export_kept(
     run: str | Path, runs_dir: Path, arm: str | None, out: Path
 ) -> tuple[str, int, int]:
-    """Write the newest saved generation's kept data of a reasoning run as JSONL in TRL's
-    prompt/completion format. Returns (arm, generation, records)."""
+    """Write the newest saved generation's kept data of a run that keeps text as JSONL in TRL's
+    prompt/completion format, with provenance columns. Returns (arm, generation, records)."""
 
-    def reasoning_only(info: RunInfo) -> None:
-        if info.kind not in _EXPORTERS:
+    def keeps_text(info: RunInfo) -> None:
+        if KINDS.get(info.kind) is None or KINDS[info.kind].export is None:
+            exporting = ", ".join(e.kind for e in EXPERIMENTS if e.export is not None)
             raise ConfigError(
-                f"run {info.id} is a {info.kind} run: only reasoning runs export kept text"
+                f"run {info.id} is a {info.kind} run: only {exporting} runs export kept text"
             )
 
-    saved = newest_state(run, runs_dir, arm, reasoning_only)
-    records = _EXPORTERS[saved.info.kind](saved.state.history[-1])
+    saved = newest_state(run, runs_dir, arm, keeps_text)
+    export = KINDS[saved.info.kind].export
+    assert export is not None
+    records = export(saved.state.history[-1])
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w") as f:
         for record in records:

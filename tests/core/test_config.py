@@ -62,3 +62,19 @@ def test_every_recipe_loads(configs: Path) -> None:
     assert len(recipes) >= 7
     for recipe in recipes:
         assert load_config(recipe).generations > 0
+
+
+def test_every_config_field_says_what_it_is() -> None:
+    """`run --explain` prints a description for every field of every experiment (a field
+    added without one fails here)."""
+    from selfimprove.core.config import field_docs
+    from selfimprove.experiments import EXPERIMENTS
+
+    missing = [
+        f"{e.kind}: {doc.path}"
+        for e in EXPERIMENTS
+        for doc in field_docs(e.config)
+        if not doc.description.strip()
+    ]
+    assert not missing, missing
+    assert len(EXPERIMENTS) == len({e.kind for e in EXPERIMENTS}) == 13

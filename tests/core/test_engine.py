@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,10 @@ import pytest
 
 from selfimprove.collapse import gaussian
 from selfimprove.core.config import ConfigError
-from selfimprove.core.engine import NondeterminismError
+from selfimprove.core.engine import Arm, Engine, NondeterminismError
+from selfimprove.core.gates import Proposal
+from selfimprove.core.provenance import origin, stamp
+from selfimprove.core.records import Decision
 from selfimprove.core.store import RunStore
 from selfimprove.experiments import (
     ExperimentConfig,
@@ -91,7 +95,8 @@ def test_train_never_mutates_the_incumbent() -> None:
         frozen = pickle.dumps((model, kept))
         rng = np.random.default_rng(1)
         samples = pipe.generate(model, 1, rng)
-        new_kept = pipe.curate(pipe.verify(samples, rng), [kept], 1, rng)
+        scored = stamp(samples, pipe.verify(samples, rng), origin(arm.name, 1, 0))
+        new_kept = pipe.curate(scored, [kept], 1, rng)
         candidate = pipe.train(model, new_kept, rng)
         assert candidate is not model
         assert pickle.dumps((model, kept)) == frozen
@@ -192,3 +197,76 @@ def test_each_generation_records_its_wall_and_cpu_time(tmp_path: Path) -> None:
             assert list(cpu.values()) == sorted(cpu.values())  # cumulative
     finally:
         store.close()
+
+
+def _incumbent_at(decisions: dict[int, tuple[str, str]], generation: int) -> int:
+    """The generation of the model carried into `generation`: the last accepted before it."""
+    return max(g for g, (action, _) in decisions.items() if g < generation and action == "accept")
+
+
+def test_provenance_after_a_rollback_names_the_model_really_used(tmp_path: Path) -> None:
+    """After a rollback the incumbent is older than generation - 1: what the next
+    generation samples is stamped with the model that really made it."""
+    alarm = {"metric": "collapse/sigma_median", "below": 0.8, "action": "rollback"}
+    cfg = config(generations=60, alarms=[alarm], max_consecutive_rollbacks=1000)
+    cfg = parse_config(cfg.model_dump(mode="json") | {"arms": [SMALL["arms"][0]]}, "test")
+    store = RunStore.open(start_run(cfg, tmp_path).run_dir)
+    arm = "replace, mle, M=20"
+    decisions = store.decisions(arm)
+    older = 0
+    for generation in range(1, 61):
+        rows = [r for r in store.provenance(arm, generation) if r.source == "synthetic"]
+        assert len(rows) == 1 and rows[0].origin_generation == generation
+        used = _incumbent_at(decisions, generation)
+        assert rows[0].model == f"generation-{used}" and rows[0].origin_arm == arm
+        assert rows[0].verifier == "unverified" and rows[0].passed is None
+        older += used < generation - 1
+    assert older > 5, "no generation sampled from an older incumbent: the test proves nothing"
+
+
+def test_show_provenance_prints_each_generations_provenance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from selfimprove.cli import main
+
+    run = start_run(config(generations=3), tmp_path)
+    assert main(["--runs-dir", str(tmp_path), "show", run.run_id, "--provenance"]) == 0
+    out = capsys.readouterr().out
+    assert "mix_fixed_real(0.25), mle, M=20" in out
+    assert "generation-2" in out and "unverified" in out and "world" in out
+
+
+@dataclass(frozen=True)
+class WaitForFile:
+    """A gate that waits for a decision made outside the run (a stand-in for a review)."""
+
+    path: Path
+
+    def __call__(self, proposal: Proposal) -> Decision:
+        if not self.path.exists():
+            return Decision("wait", f"generation {proposal.generation}: waiting for review")
+        return Decision("accept", self.path.read_text())
+
+
+def test_a_gate_that_waits_stops_the_run_and_resume_asks_again(tmp_path: Path) -> None:
+    cfg = config(generations=3)
+    decided = tmp_path / "decision"
+    store = RunStore.create(tmp_path, cfg.kind, cfg.model_dump(mode="json"), cfg.seed, "test")
+    arms = [
+        Arm(a.name, replace(a.pipeline, gate=WaitForFile(decided))) for a in build_arms(cfg)[:1]
+    ]
+    assert Engine(cfg, store).run(arms) == "waiting"
+    assert dict(store.arms()) == {arms[0].name: "waiting"} and store.info().status == "waiting"
+    assert store.last_generation(arms[0].name) == 0  # generation 1 was not committed
+    assert Engine(cfg, store).run(arms) == "waiting"  # still no decision: still waiting
+    decided.write_text("approved by a reviewer")
+    assert Engine(cfg, store).run(arms) == "finished"
+    assert store.decisions(arms[0].name)[1] == ("accept", "approved by a reviewer")
+    waits = [e for e in store.events() if e[3] == "wait"]
+    assert len(waits) == 2 and all("waiting for review" in e[4] for e in waits)
+
+
+def test_a_gate_on_a_metric_the_experiment_does_not_report(tmp_path: Path) -> None:
+    gate = {"kind": "no_regression", "metric": "eval/nothing", "tolerance": 0.1}
+    with pytest.raises(ConfigError, match=r"gate\.metric: unknown metric 'eval/nothing'"):
+        start_run(config(gate=gate), tmp_path)

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from selfimprove.core.records import Decision, Event, GenerationRecord
+from selfimprove.core.snapshot import SnapshotError
 from selfimprove.core.store import RunNotFoundError, RunStore, list_runs
 
 
@@ -44,19 +45,24 @@ def test_snapshots_keep_the_newest_two_and_ignore_uncommitted_ones(tmp_path: Pat
     store = make_store(tmp_path)
     for generation in range(5):
         store.save_snapshot("arm", generation, {"g": generation})
-    assert len(list(store.arm_dir("arm").glob("gen-*/state.pkl"))) == 2
+    assert len(list(store.arm_dir("arm").glob("gen-*/snapshot.json"))) == 2
+    assert len(list(store.arm_dir("arm").glob("gen-*"))) == 2  # pruned folders go whole
     assert store.load_snapshot("arm", at_most=4) == (4, {"g": 4})
     assert store.load_snapshot("arm", at_most=3) == (3, {"g": 3})  # 4 was never committed
     assert store.load_snapshot("arm", at_most=2) is None
     assert not list(store.arm_dir("arm").glob(".gen-*"))  # no temporary folders left
 
 
-def test_a_corrupt_snapshot_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+def test_a_damaged_snapshot_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     store.save_snapshot("arm", 1, {"g": 1})
     store.save_snapshot("arm", 2, {"g": 2})
-    (store.arm_dir("arm") / "gen-00002" / "state.pkl").write_bytes(b"\x80\x05truncated")
-    assert store.load_snapshot("arm", at_most=2) == (1, {"g": 1})
+    arrays = store.arm_dir("arm") / "gen-00002" / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:-3] + b"xyz")
+    with pytest.raises(SnapshotError, match=r"gen-00002.*checksum") as caught:
+        store.load_snapshot("arm", at_most=2)
+    assert "\n" not in str(caught.value)
+    assert store.load_snapshot("arm", at_most=1) == (1, {"g": 1})
 
 
 def test_open_unknown_run(tmp_path: Path) -> None:

@@ -4,11 +4,31 @@ resumes exactly (timing metrics aside)."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
+
+from selfimprove.core.engine import Arm, Engine
+from selfimprove.core.seeding import stage_rng
 from selfimprove.core.store import RunStore
-from selfimprove.experiments import claims_for, load_config, resume_run, start_run
+from selfimprove.distill.classifier import Mlp
+from selfimprove.distill.distill import Students
+from selfimprove.experiments import (
+    CODECS,
+    build_arms,
+    claims_for,
+    load_config,
+    parse_config,
+    resume_run,
+    start_run,
+)
+from selfimprove.reports.html import write_run_report
 from tests.conftest import CONFIGS
+from tests.tiny import tiny
 
 SMALL = [  # the recipe's teacher and students, plus a removed-class arm
     "arms=[{hidden: [64], labels: hard, data_share: 0.06},"
@@ -94,3 +114,63 @@ def test_a_removed_class_the_data_lacks_is_a_config_error() -> None:
     )
     with pytest.raises(ConfigError, match="removed_class 12: digits has classes 0-9"):
         build_arms(config)
+
+
+def test_the_validation_split_is_held_out_from_training_and_the_test() -> None:
+    import numpy as np
+
+    from selfimprove.distill.classifier import load, split
+
+    data = split("digits", 0.25, np.random.default_rng(0), validation_share=0.1)
+    x, _ = load("digits")
+    rows = lambda a: {r.tobytes() for r in a}  # noqa: E731
+    assert data.train_x.shape[0] + data.val_x.shape[0] + data.test_x.shape[0] == x.shape[0]
+    assert not rows(data.val_x) & rows(data.test_x) and not rows(data.val_x) & rows(data.train_x)
+    assert 0.09 < data.val_x.shape[0] / (data.train_x.shape[0] + data.val_x.shape[0]) < 0.11
+
+
+@dataclass(frozen=True)
+class Worse:
+    """The real train stage, then every student's weights zeroed: a candidate made worse."""
+
+    train: Any
+
+    def __call__(self, incumbent: Students, kept: Any, rng: np.random.Generator) -> Students:
+        trained = self.train(incumbent, kept, rng)
+        zeroed = tuple(
+            Mlp(s.widths, {k: torch.zeros_like(v) for k, v in s.state.items()})
+            for s in trained.students
+        )
+        return dataclasses.replace(trained, students=zeroed)
+
+
+def test_the_gate_rejects_a_worse_student_and_the_incumbent_carries_on_unchanged(
+    tmp_path: Path,
+) -> None:
+    """The no-regression gate in a real loop: each deliberately worse candidate is rejected
+    with its reason, the incumbent after generation 2 is generation 0's model bit for bit,
+    and the report's decision table says so."""
+    config = parse_config(tiny("distill.classifier", 2, checkpoint_every=1), "test")
+    store = RunStore.create(tmp_path, config.kind, config.model_dump(mode="json"), 0, "test")
+    arms = [
+        Arm(a.name, dataclasses.replace(a.pipeline, train=Worse(a.pipeline.train)))
+        for a in build_arms(config)
+    ]
+    assert Engine(config, store, codecs=CODECS).run(arms) == "finished"
+    arm = arms[0].name
+    decisions, series = store.decisions(arm), store.metrics(arm)
+    for generation in (1, 2):
+        action, reason = decisions[generation]
+        assert action == "reject", reason
+        assert reason.startswith("val/accuracy_mean") and "(generation 0)" in reason
+        assert series[generation]["val/accuracy_mean"] < series[0]["val/accuracy_mean"] - 0.01
+    saved = store.load_snapshot(arm, 2, CODECS)
+    assert saved is not None
+    state = saved[1]
+    assert state.incumbent_generation == 0 and state.metrics == series[0]
+    fresh, _ = arms[0].pipeline.initialize(stage_rng(config.seed, 0, "initialize"))
+    for carried, made in zip(state.incumbent.students, fresh.students, strict=True):
+        assert all(torch.equal(carried.state[k], made.state[k]) for k in made.state)
+    report = write_run_report(store, claims_for(config, store)).read_text()
+    assert "2 reject" in report and "worse by" in report
+    store.close()

@@ -11,9 +11,8 @@ from selfimprove.experiments import claims_for, load_config, resume_run, start_r
 from tests.conftest import CONFIGS
 
 TINY = [
-    "context=33",
-    "teacher={layers: 2, width: 48}",
-    "student={layers: 1, width: 16}",
+    "teacher={layers: 2, width: 48, context: 33}",
+    "student={layers: 1, width: 16, context: 33}",
     "teacher_steps=150",
     "student_steps=60",
     "train_documents=120",

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from selfimprove.core.cpu import cpu_seconds
+from selfimprove.core.provenance import origin, stamp
 from selfimprove.core.store import RunStore
 from selfimprove.experiments import (
     build_arms,
@@ -25,7 +26,7 @@ from selfimprove.games.bots import UniformEvaluator
 from selfimprove.games.mcts import SearchConfig
 from selfimprove.games.network import initial_model
 from selfimprove.games.rules import TicTacToe
-from selfimprove.games.selfplay import Positions, self_play
+from selfimprove.games.selfplay import Positions, SelfPlaySettings, replay_failures, self_play
 from selfimprove.games.training import dihedral, mirror_columns
 from selfimprove.games.workers import chunk_sizes, play_chunks
 from tests.conftest import CONFIGS
@@ -74,7 +75,10 @@ def test_train_never_mutates_the_incumbent() -> None:
     pipe, rng = arm.pipeline, np.random.default_rng(0)
     model, history = pipe.initialize(rng)
     before = {k: v.clone() for k, v in model.state.items()}
-    kept = pipe.curate(pipe.generate(model, 1, rng), [history], 1, rng)
+    samples = pipe.generate(model, 1, rng)
+    kept = pipe.curate(
+        stamp(samples, pipe.verify(samples, rng), origin("a", 1, 0)), [history], 1, rng
+    )
     candidate = pipe.train(model, kept, rng)
     assert all(torch.equal(before[k], model.state[k]) for k in before)
     assert any(not torch.equal(before[k], candidate.state[k]) for k in before)
@@ -87,9 +91,8 @@ def test_self_play_records_every_move_with_consistent_targets() -> None:
         UniformEvaluator(9),
         SearchConfig(num_simulations=16),
         12,
-        9,
-        1,
         np.random.default_rng(0),
+        SelfPlaySettings(temperature_moves=9),
     )
     assert np.allclose(positions.policies.sum(axis=1), 1.0)
     assert set(np.unique(positions.values)) <= {-1.0, 0.0, 1.0}
@@ -191,14 +194,61 @@ def test_two_workers_play_the_same_games_as_their_chunks_played_here() -> None:
     game = TicTacToe()
     model = initial_model(config.net, 3, 3, 9, np.random.default_rng(0))
     played = SelfPlay(game, config.self_play)(model, 1, np.random.default_rng(7))
-    play = PlayChunk(game, config.self_play, model, 1)
+    play = PlayChunk(game, config.self_play, model)
     seeds = np.random.default_rng(7).integers(2**63, size=2)
     alone = [play(games, int(seed)) for games, seed in zip(chunk_sizes(16, 2), seeds, strict=True)]
     assert played.num_games == 16
-    for name in ("boards", "policies", "values", "search_values"):
+    for name in ("boards", "policies", "values", "search_values", "actions"):
         assert np.array_equal(
             getattr(played, name), np.concatenate([getattr(p, name) for p in alone])
         )
+    assert np.array_equal(played.games, np.concatenate([alone[0].games, alone[1].games + 8]))
+    assert not replay_failures(game, played).any()  # the merged games still replay
+
+
+def _tampered(positions: Positions, **changes: np.ndarray) -> Positions:
+    fields = {name: getattr(positions, name) for name in positions.__dataclass_fields__}
+    return Positions(**(fields | changes))
+
+
+def test_the_referee_confirms_real_games_and_catches_each_kind_of_tampering() -> None:
+    """Verify for self-play: every recorded game replays with the rules. Each tampering
+    below breaks exactly the game it touches."""
+    game = TicTacToe()
+    played = self_play(
+        game,
+        UniformEvaluator(9),
+        SearchConfig(num_simulations=8),
+        6,
+        np.random.default_rng(1),
+        SelfPlaySettings(temperature_moves=9),
+    )
+    assert not replay_failures(game, played).any()
+    target = int(played.games[5])  # a position of some game, not its first
+    index = np.flatnonzero(played.games == target)
+    values = played.values.copy()
+    values[index[-1]] = -values[index[-1]] if values[index[-1]] else 1.0  # a wrong outcome
+    actions = played.actions.copy()
+    taken = np.flatnonzero(played.boards[index[-1]].reshape(-1) != 0)
+    actions[index[-1]] = taken[0]  # a move onto a taken cell
+    boards = played.boards.copy()
+    boards[index[1]] = boards[index[0]]  # a position the moves do not lead to
+    cut = np.ones(len(played.values), dtype=bool)
+    cut[index[-1]] = False  # the game's last move missing: recorded unfinished
+    unfinished = _tampered(
+        played,
+        **{
+            n: getattr(played, n)[cut]
+            for n in ("boards", "policies", "values", "search_values", "games", "actions")
+        },
+    )
+    for broken in (
+        _tampered(played, values=values),
+        _tampered(played, actions=actions),
+        _tampered(played, boards=boards),
+        unfinished,
+    ):
+        assert list(np.flatnonzero(replay_failures(game, broken))) == [target]
 
 
 def test_chunk_sizes_split_games_evenly() -> None:
@@ -243,7 +293,8 @@ def _busy_chunk(games: int, seed: int) -> Positions:
     while time.process_time() - started < 0.3:
         pass
     empty = np.zeros((0, 3, 3))
-    return Positions(empty, np.zeros((0, 9)), np.zeros(0), np.zeros(0), 1, games)
+    none = np.zeros(0, dtype=np.int64)
+    return Positions(empty, np.zeros((0, 9)), np.zeros(0), np.zeros(0), none, none, games)
 
 
 def test_a_workers_cpu_time_counts_in_this_process_cpu_seconds() -> None:

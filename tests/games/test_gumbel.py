@@ -59,7 +59,7 @@ def test_agrees_with_minimax_where_a_move_is_forced() -> None:
 
 
 def test_gumbel_self_play_records_improved_policies() -> None:
-    from selfimprove.games.selfplay import self_play
+    from selfimprove.games.selfplay import SelfPlaySettings, self_play
 
     game = TicTacToe()
     positions = self_play(
@@ -67,10 +67,8 @@ def test_gumbel_self_play_records_improved_policies() -> None:
         UniformEvaluator(9),
         SearchConfig(num_simulations=8),
         10,
-        0,
-        1,
         np.random.default_rng(3),
-        gumbel_considered=4,
+        SelfPlaySettings(temperature_moves=0, gumbel_considered=4),
     )
     assert np.allclose(positions.policies.sum(axis=1), 1.0)
     assert (positions.policies[positions.boards.reshape(-1, 9) != 0] == 0).all()

@@ -8,7 +8,7 @@ import torch
 from selfimprove.games.mcts import SearchConfig
 from selfimprove.games.network import NetEvaluator, NetModel, NetSpec, initial_model
 from selfimprove.games.rules import ConnectFour
-from selfimprove.games.selfplay import self_play
+from selfimprove.games.selfplay import SelfPlaySettings, self_play
 from selfimprove.games.training import TrainConfig, mirror_columns, train_net
 
 SPEC = {"kind": "resnet", "channels": 16, "blocks": 2}
@@ -22,7 +22,7 @@ def _model(precision: str) -> NetModel:
 def test_bfloat16_evaluator_agrees_with_float32_to_bfloat16_precision() -> None:
     game, rng = ConnectFour(), np.random.default_rng(1)
     boards = self_play(
-        game, NetEvaluator.of(_model("float32")), SearchConfig(8), 16, 8, 0, rng
+        game, NetEvaluator.of(_model("float32")), SearchConfig(8), 16, rng, SelfPlaySettings(8)
     ).boards
     exact, rounded = NetEvaluator.of(_model("float32")), NetEvaluator.of(_model("bfloat16"))
     assert rounded.bfloat16 and not exact.bfloat16
@@ -37,7 +37,10 @@ def test_bfloat16_evaluator_agrees_with_float32_to_bfloat16_precision() -> None:
 
 def test_bfloat16_training_learns_and_is_reproducible() -> None:
     game, rng = ConnectFour(), np.random.default_rng(2)
-    window = [self_play(game, NetEvaluator.of(_model("float32")), SearchConfig(8), 32, 8, 0, rng)]
+    played = self_play(
+        game, NetEvaluator.of(_model("float32")), SearchConfig(8), 32, rng, SelfPlaySettings(8)
+    )
+    window = [played]
     config = TrainConfig(steps=60, batch_size=64, learning_rate=3e-3)
     trained = [
         train_net(_model(p), window, config, mirror_columns, np.random.default_rng(3))

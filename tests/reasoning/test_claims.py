@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from selfimprove.core.experiment import Measured
 from selfimprove.experiments import parse_config
 from selfimprove.reasoning.claims import star_claims
 from selfimprove.reasoning.star import StarConfig
@@ -27,9 +28,20 @@ def test_claims_on_a_known_table() -> None:
         "direct": series([[0.2, 0.0, 0.0], [0.5, 0.1, 0.0], [0.7, 0.2, 0.0]], 2e6),
     }
     minutes = {"star": {0: 5.0, 1: 12.0, 2: 31.0}}
-    found = star_claims(config, table, minutes)
+    found = star_claims(config, Measured(table, minutes, {}))
     assert [c.holds for c in found] == [True, True, False, True, True]
     assert "generation 2, 31.0 min" in found[2].measured  # above 90% only after 30 minutes
     assert "without [1, 2, never], with [1, 1, 1]" in found[4].measured
     table["direct"] = series([[0.2, 0.0, 0.0], [0.5, 0.1, 0.0], [0.99, 0.99, 0.99]], 2e6)
-    assert not star_claims(config, table, minutes)[3].holds  # direct wins: no longer holds
+    assert not star_claims(config, Measured(table, minutes, {}))[3].holds  # direct wins
+
+
+def test_claims_read_the_model_carried_not_a_rejected_candidate() -> None:
+    """A last candidate the gate rejected is not the model: the claims read the incumbent."""
+    config = parse_config({"kind": "reasoning.star", "train_digits": [1, 2, 3]}, "test")
+    assert isinstance(config, StarConfig)
+    table = {"star": series([[0.3, 0.1, 0.0], [1.0, 0.95, 0.92], [0.1, 0.0, 0.0]], 1e6)}
+    decisions = {"star": {0: ("accept", ""), 1: ("accept", ""), 2: ("reject", "worse")}}
+    found = star_claims(config, Measured(table, {"star": {0: 1.0, 1: 2.0, 2: 3.0}}, decisions))
+    assert found[1].holds and "at generation 2" in found[1].measured
+    assert "95.7%" in found[1].measured  # generation 1's model, carried through generation 2

@@ -4,14 +4,18 @@ counted honestly, the direct baseline gets at least STaR's tokens, runs resume e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from selfimprove.core.engine import generate_and_verify
+from selfimprove.core.provenance import origin
 from selfimprove.core.store import RunStore
 from selfimprove.experiments import parse_config, resume_run, start_run
 from selfimprove.reasoning.star import (
+    Attempt,
     Data,
     Kept,
     StarConfig,
@@ -52,19 +56,49 @@ def test_the_problem_sets_are_fixed_by_the_seed_and_disjoint(config: StarConfig)
     assert a == b
     key = lambda problems: {(p.a, p.b) for p in problems}  # noqa: E731
     held = key(p for d in (2, 3) for p in a.held_out[d])  # 1-digit sums are too few to split
-    assert not held & key(a.pool) and not held & key(a.seed)
+    validation = key(p for p in a.validation if p.digits == 2)
+    assert not held & key(a.pool) and not held & key(a.seed) and not held & validation
+    assert not validation & key(a.pool) and not validation & key(a.seed)
+    assert {p.digits for p in a.validation} == {1, 2} and len(a.validation) == 100
     assert {p.digits for p in a.pool} == {1, 2} and len(a.pool) == 80 and len(a.seed) == 40
 
 
-def test_star_keeps_only_right_answers_stored_without_the_hint(config: StarConfig) -> None:
-    arm = build_arms(config)[0]
-    assert arm.name == "star"
+def _scored(config: StarConfig, arm_index: int = 0) -> tuple[Any, Trained, tuple[Any, ...]]:
+    arm = build_arms(config)[arm_index]
     model, _ = arm.pipeline.initialize(np.random.default_rng(0))
+    made = origin(arm.name, 1, 0)
+    return arm, model, generate_and_verify(arm.pipeline, model, made, seed=1)
+
+
+def test_generate_only_writes_and_verify_judges(config: StarConfig) -> None:
+    """STaR's generate returns rationales with no verdict; verify's answer check is what
+    passes or fails them (and it is right about every one)."""
+    arm = build_arms(config)[0]
+    model, _ = arm.pipeline.initialize(np.random.default_rng(0))
+    attempts = arm.pipeline.generate(model, 1, np.random.default_rng(1))
+    assert all(isinstance(a, Attempt) and not a.rationalized for a in attempts)
+    verdicts = arm.pipeline.verify(attempts, np.random.default_rng(2))
+    assert [v.passed for v in verdicts] == [
+        answer_correct(a.problem, a.completion) for a in attempts
+    ]
+    assert {v.verifier for v in verdicts} == {"answer check"}
+
+
+def test_star_keeps_only_right_answers_stored_without_the_hint(config: StarConfig) -> None:
+    arm, model, scored = _scored(config)
+    assert arm.name == "star"
     before = {k: v.clone() for k, v in model.lm.state.items()}
-    kept: Kept = arm.pipeline.generate(model, 1, np.random.default_rng(1))
+    first = [s for s in scored if s.provenance.revision == 0]
+    revised = [s for s in scored if s.provenance.revision == 1]
+    failed = [s.content.problem for s in first if not s.provenance.verdict.passed]
+    assert failed and [s.content.problem for s in revised] == failed  # rationalized: the failures
+    assert all(s.content.rationalized for s in revised)
+    assert all(s.provenance.model == "generation-0" and s.provenance.arm == "star" for s in scored)
+    kept: Kept = arm.pipeline.curate(scored, [], 1, np.random.default_rng(3))
     assert kept.attempts, "nothing kept: the test would check nothing"
     assert all(answer_correct(a.problem, a.completion) for a in kept.attempts)
     assert any(a.rationalized for a in kept.attempts)
+    assert kept.pool == len(first) and kept.first_try == len(first) - len(failed)
     wrong = sum(not working_correct(a.problem, a.completion) for a in kept.attempts)
     stats = summarize(kept)
     assert stats["kept/fraction"] == len(kept.attempts) / kept.pool
@@ -75,6 +109,26 @@ def test_star_keeps_only_right_answers_stored_without_the_hint(config: StarConfi
     trained: Trained = arm.pipeline.train(model, kept, np.random.default_rng(2))
     assert trained.total_tokens == model.total_tokens + trained.tokens
     assert all(torch.equal(model.lm.state[k], v) for k, v in before.items())
+
+
+def test_the_whole_working_verifier_keeps_only_fully_right_rationales(config: StarConfig) -> None:
+    """The verifier is a swappable stage: with `verifier: working` a right answer reached by
+    wrong working is not kept."""
+    answer_arm, _, by_answer = _scored(config)
+    working = config.model_copy(update={"verifier": "working"})
+    _, _, by_working = _scored(working)
+    kept_answer = answer_arm.pipeline.curate(by_answer, [], 1, np.random.default_rng(3))
+    kept_working = build_arms(working)[0].pipeline.curate(
+        by_working, [], 1, np.random.default_rng(3)
+    )
+    assert kept_working.attempts, "nothing kept: the test would check nothing"
+    assert all(working_correct(a.problem, a.completion) for a in kept_working.attempts)
+    assert {s.provenance.verdict.verifier for s in kept_working.samples} == {"working check"}
+    slipped = [a for a in kept_answer.attempts if not working_correct(a.problem, a.completion)]
+    assert slipped, "no right answer with wrong working at this size: the test shows nothing"
+    assert not {(a.problem, a.completion) for a in slipped} & {
+        (a.problem, a.completion) for a in kept_working.attempts
+    }
 
 
 def test_direct_baseline_gets_at_least_stars_tokens_and_resume_is_exact(

@@ -11,7 +11,7 @@ import pytest
 
 from selfimprove.cli import main
 from selfimprove.core.store import RunStore
-from selfimprove.experiments import parse_config, start_run
+from selfimprove.experiments import CODECS, parse_config, start_run
 from selfimprove.reasoning.programs import Spec, all_specs, extract_program
 from selfimprove.reasoning.sandbox import Sandbox
 from selfimprove.reasoning.synthesis import TOKENIZER, SynthesisConfig, Tasks
@@ -59,17 +59,18 @@ def test_kept_programs_pass_and_export_as_prompt_completion(tmp_path: Path) -> N
     run = start_run(config, tmp_path)
     store = RunStore.open(run.run_dir)
     arm = store.arms()[0][0]
-    snapshot = store.load_snapshot(arm, store.last_generation(arm))
+    snapshot = store.load_snapshot(arm, store.last_generation(arm), CODECS)
     assert snapshot is not None
     kept = snapshot[1].history[-1]
     assert kept.programs, "nothing kept: the test would check nothing"
     tasks = {t.spec.prompt: t for t in Tasks.of(config).pool}
     sandbox = Sandbox()
-    for prompt, program in kept.programs.items():
+    for prompt, sample in kept.programs.items():
         task = tasks[prompt]
-        assert sandbox.run(program, "f", task.inputs, task.expected).passed
-    verdicts = [verifier for *_, verifier, _count in store.provenance(arm, 1)]
-    assert verdicts and all(sandbox.isolation in reason for reason in verdicts)
+        assert sandbox.run(sample.content.program, "f", task.inputs, task.expected).passed
+        assert sample.provenance.verdict.passed and sample.provenance.arm == arm
+    rows = store.provenance(arm, 1)
+    assert rows and all(sandbox.isolation in row.verifier and row.passed for row in rows)
     metrics = store.metrics(arm)[1]
     assert metrics["kept/programs"] == len(kept.programs)
     store.close()
@@ -77,5 +78,8 @@ def test_kept_programs_pass_and_export_as_prompt_completion(tmp_path: Path) -> N
     assert main(["--runs-dir", str(tmp_path), "export", run.run_dir.name, "--out", str(out)]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["prompt"] for r in records} == set(kept.programs)
-    assert all(set(r) == {"prompt", "completion"} for r in records)
+    assert all(
+        {"prompt", "completion", "generation", "model", "verifier"} <= set(r) for r in records
+    )
+    assert all(r["passed"] is True and r["source"] == "synthetic" for r in records)
     assert np.mean([r["completion"].startswith("def f(x):") for r in records]) == 1.0

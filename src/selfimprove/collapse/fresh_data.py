@@ -9,6 +9,7 @@ the loop started (about 12.5 at lambda = 1 and 20.7 at lambda = 0.8 for d = 100,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -16,11 +17,18 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from selfimprove.collapse.study import CollapseConfig, PolicyArm, policy_pipeline, spread_summary
+from selfimprove.collapse.study import (
+    CollapseConfig,
+    PolicyArm,
+    policy_pipeline,
+    spread_summary,
+    study_gate,
+)
 from selfimprove.core import monitors
 from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.policies import Kept
-from selfimprove.core.records import Batch, Metrics
+from selfimprove.core.records import Batch, Claim, Metrics
 
 
 class FreshDataArm(PolicyArm):
@@ -47,8 +55,14 @@ class FreshDataArm(PolicyArm):
 class FreshDataConfig(CollapseConfig):
     """E5: d-dimensional Gaussian fitted on fresh real plus synthetic data."""
 
-    kind: Literal["collapse.fresh_data"] = "collapse.fresh_data"
-    arms: tuple[FreshDataArm, ...] = Field((FreshDataArm(),), min_length=1)
+    kind: Literal["collapse.fresh_data"] = Field(
+        "collapse.fresh_data", description="which experiment this recipe runs"
+    )
+    arms: tuple[FreshDataArm, ...] = Field(
+        (FreshDataArm(),),
+        min_length=1,
+        description="variants run side by side (data policy, start)",
+    )
     dimension: int = Field(100, ge=1, description="d")
     samples_per_generation: int = Field(1000, ge=2, description="real + synthetic per generation")
 
@@ -123,11 +137,55 @@ def build_arms(config: FreshDataConfig) -> list[Arm]:
     family = GaussianFamily(config.dimension)
     arms = []
     for arm in config.arms:
-        pipeline: Pipeline[GaussianND, Batch, Batch, Kept] = policy_pipeline(
-            family, arm.policy, config.num_seeds, config.samples_per_generation, EvaluateFreshData()
+        pipeline: Pipeline[GaussianND, Batch, Kept] = policy_pipeline(
+            family,
+            arm.policy,
+            config.num_seeds,
+            config.samples_per_generation,
+            EvaluateFreshData(),
+            study_gate(config),
         )
         if arm.start_scale is not None:
             start = StartAt(family, config.num_seeds, arm.start_mean, arm.start_scale)
             pipeline = replace(pipeline, initialize=start)
         arms.append(Arm(arm.label(), pipeline))
     return arms
+
+
+def fresh_data_claims(config: FreshDataConfig, measured: Measured) -> list[Claim]:
+    table = measured.metrics
+    claims = []
+    plateaus: dict[tuple[float, float], list[tuple[str, float]]] = {}
+    synthetic = []
+    for arm in config.arms:
+        _, last = newest(table[arm.label()])
+        distance = last["collapse/frechet_median"]
+        if arm.policy.mix == "mix_fresh_real":
+            plateaus.setdefault((arm.policy.real_fraction, arm.policy.temperature), []).append(
+                (arm.label(), distance)
+            )
+        elif arm.policy.mix == "replace":
+            synthetic.append((arm.label(), distance))
+    for (fraction, temperature), runs in plateaus.items():
+        values = [d for _, d in runs]
+        if len(values) > 1:
+            claims.append(
+                Claim(
+                    f"{fraction:g} fresh real, lambda {temperature:g}: the Frechet plateau does not depend on the start (within 10%)",
+                    ", ".join(f"{d:.2f}" for d in values),
+                    max(values) <= 1.1 * min(values),
+                )
+            )
+    highest = max((d for runs in plateaus.values() for _, d in runs), default=math.nan)
+    for label, distance in synthetic:
+        claims.append(
+            Claim(
+                f"{label}: without fresh real data the distance grows past 3x the highest plateau",
+                f"{distance:.2f} vs {highest:.2f}",
+                distance > 3 * highest,
+            )
+        )
+    return claims
+
+
+EXPERIMENT = Experiment(FreshDataConfig, build_arms, fresh_data_claims)

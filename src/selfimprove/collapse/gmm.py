@@ -23,10 +23,12 @@ from selfimprove.collapse.study import (
     policy_pipeline,
     sample_monitors,
     spread_summary,
+    study_gate,
 )
 from selfimprove.core.engine import Arm
+from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.policies import concat
-from selfimprove.core.records import Batch, Metrics, Provenance
+from selfimprove.core.records import Batch, Claim, Metrics, Provenance
 
 _MIN_VARIANCE = 1e-12
 
@@ -34,8 +36,12 @@ _MIN_VARIANCE = 1e-12
 class GmmConfig(CollapseConfig):
     """E3: two-component 2-D GMM refitted by EM on its own samples."""
 
-    kind: Literal["collapse.gmm"] = "collapse.gmm"
-    arms: tuple[PolicyArm, ...] = Field((PolicyArm(),), min_length=1)
+    kind: Literal["collapse.gmm"] = Field(
+        "collapse.gmm", description="which experiment this recipe runs"
+    )
+    arms: tuple[PolicyArm, ...] = Field(
+        (PolicyArm(),), min_length=1, description="data policies run side by side"
+    )
     samples_per_generation: int = Field(1000, ge=10, description="N: samples each refit sees")
     separation: float = Field(2.0, gt=0, description="true means at (-s, 0) and (+s, 0)")
     component_std: float = Field(0.9, gt=0, description="true isotropic std of each component")
@@ -174,8 +180,43 @@ def build_arms(config: GmmConfig) -> list[Arm]:
         Arm(
             arm.label(),
             policy_pipeline(
-                family, arm.policy, config.num_seeds, config.samples_per_generation, evaluate
+                family,
+                arm.policy,
+                config.num_seeds,
+                config.samples_per_generation,
+                evaluate,
+                study_gate(config),
             ),
         )
         for arm in config.arms
     ]
+
+
+def gmm_claims(config: GmmConfig, measured: Measured) -> list[Claim]:
+    table = measured.metrics
+    claims = []
+    for arm in config.arms:
+        series = table[arm.label()]
+        n, last = newest(series)
+        start = series[0]["collapse/component_std_median"]
+        end = last["collapse/component_std_median"]
+        claims.append(
+            Claim(
+                f"{arm.label()}: components shrink to under half their std in {n} generations (paper: ~0.9 -> ~0.01 in 2000)",
+                f"{start:.3f} -> {end:.3g}",
+                end < 0.5 * start,
+            )
+        )
+        early = series[min(50, n)]["collapse/l2_distance_median"]
+        late = last["collapse/l2_distance_median"]
+        claims.append(
+            Claim(
+                f"{arm.label()}: L2 distance to the true mixture small at generation 50 (< 0.1), then grows over 100-fold (paper: > 50 by 2000)",
+                f"{early:.3g} -> {late:.3g}",
+                early < 0.1 and late > 100 * early,
+            )
+        )
+    return claims
+
+
+EXPERIMENT = Experiment(GmmConfig, build_arms, gmm_claims)

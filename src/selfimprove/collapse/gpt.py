@@ -23,20 +23,21 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from selfimprove.collapse.study import PolicyArm, draw_from_pool, policy_pipeline
-from selfimprove.collapse.text import RealText, TextSplit, spread_windows
-from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.collapse.study import PolicyArm, draw_from_pool, policy_pipeline, study_gate
+from selfimprove.collapse.text import RealText, TextSplit, spread_windows, text_claims
+from selfimprove.core.config import LoopConfig
 from selfimprove.core.engine import Arm
+from selfimprove.core.experiment import Experiment, Measured
 from selfimprove.core.memo import Newest
-from selfimprove.core.records import Batch, Evaluation
+from selfimprove.core.records import Batch, Claim, Evaluation
 from selfimprove.core.text_monitors import words
 from selfimprove.data import shakespeare
 from selfimprove.data.shakespeare import ALPHABET
+from selfimprove.models.shape import GptShape
 from selfimprove.models.tiny_gpt import (
     EOS,
     CharTokenizer,
     Example,
-    GptSpec,
     LmModel,
     LmTrainConfig,
     SamplingConfig,
@@ -55,31 +56,20 @@ of a run starts from the same real data and seed, so the first arm's model serve
 (a pure function's memo; a resumed run recomputes it)."""
 
 
-class GptShape(ConfigModel):
-    """The tiny GPT of every generation (documents are `context - 1` characters)."""
-
-    context: int = Field(128, ge=8, description="start token + characters per document")
-    layers: int = Field(4, ge=1)
-    heads: int = Field(4, ge=1)
-    width: int = Field(128, ge=8)
-
-    def spec(self) -> GptSpec:
-        return GptSpec(
-            vocab_size=len(ALPHABET) + 2,
-            context=self.context,
-            layers=self.layers,
-            heads=self.heads,
-            width=self.width,
-        )
-
-
 class GptCollapseConfig(LoopConfig):
     """E8: a tiny GPT trained from scratch on its own samples under data policies."""
 
-    kind: Literal["collapse.tiny_gpt"] = "collapse.tiny_gpt"
-    arms: tuple[PolicyArm, ...] = Field((PolicyArm(),), min_length=1)
+    kind: Literal["collapse.tiny_gpt"] = Field(
+        "collapse.tiny_gpt", description="which experiment this recipe runs"
+    )
+    arms: tuple[PolicyArm, ...] = Field(
+        (PolicyArm(),), min_length=1, description="data policies run side by side"
+    )
     text: TextSplit = Field(TextSplit(), description="plays trained on and held out")
-    model: GptShape = Field(GptShape(), description="the network, the same every generation")
+    model: GptShape = Field(
+        GptShape(layers=4),
+        description="the network, the same every generation (context: start token + characters)",
+    )
     train_documents: int = Field(800, ge=2, description="documents in the training set")
     test_documents: int = Field(400, ge=1, description="held-out documents scored")
     steps: int = Field(600, ge=1, description="optimizer steps per generation (from scratch)")
@@ -153,7 +143,7 @@ class ShakespeareChars:
 
     def _train(self, documents: np.ndarray, rng: np.random.Generator) -> LmModel:
         examples = [Example((START,), tuple(doc.tolist())) for doc in documents]
-        fresh = initial_lm(self.config.model.spec(), rng)
+        fresh = initial_lm(self.config.model.spec(len(ALPHABET) + 2), rng)
         lm, _ = train_lm(fresh, examples, self.config.steps, self.config.training, rng)
         return lm
 
@@ -211,5 +201,13 @@ def build_arms(config: GptCollapseConfig) -> list[Arm]:
         family = dataclasses.replace(shared, top_p=arm.policy.top_p)
         budget = family.train.shape[0]
         evaluate = EvaluateGpt(family, arm.policy.temperature, budget)
-        arms.append(Arm(arm.label(), policy_pipeline(family, arm.policy, 1, budget, evaluate)))
+        pipeline = policy_pipeline(family, arm.policy, 1, budget, evaluate, study_gate(config))
+        arms.append(Arm(arm.label(), pipeline))
     return arms
+
+
+def gpt_claims(config: GptCollapseConfig, measured: Measured) -> list[Claim]:
+    return text_claims(config.arms, measured.metrics, "nats per character")
+
+
+EXPERIMENT = Experiment(GptCollapseConfig, build_arms, gpt_claims)

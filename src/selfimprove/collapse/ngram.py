@@ -21,11 +21,12 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from selfimprove.collapse.study import PolicyArm, draw_from_pool, policy_pipeline
-from selfimprove.collapse.text import RealText, TextSplit, spread_windows
+from selfimprove.collapse.study import PolicyArm, draw_from_pool, policy_pipeline, study_gate
+from selfimprove.collapse.text import RealText, TextSplit, spread_windows, text_claims
 from selfimprove.core.config import LoopConfig
 from selfimprove.core.engine import Arm
-from selfimprove.core.records import Batch, Evaluation
+from selfimprove.core.experiment import Experiment, Measured
+from selfimprove.core.records import Batch, Claim, Evaluation
 from selfimprove.core.text_monitors import WordIndex, words
 from selfimprove.data import shakespeare
 
@@ -33,8 +34,12 @@ from selfimprove.data import shakespeare
 class NgramConfig(LoopConfig):
     """E9: word-bigram model collapse under temperature, top-p and data policies."""
 
-    kind: Literal["collapse.ngram"] = "collapse.ngram"
-    arms: tuple[PolicyArm, ...] = Field((PolicyArm(),), min_length=1)
+    kind: Literal["collapse.ngram"] = Field(
+        "collapse.ngram", description="which experiment this recipe runs"
+    )
+    arms: tuple[PolicyArm, ...] = Field(
+        (PolicyArm(),), min_length=1, description="data policies run side by side"
+    )
     text: TextSplit = Field(TextSplit(), description="plays trained on and held out")
     document_words: int = Field(100, ge=4, description="words per document")
     train_documents: int | None = Field(
@@ -240,5 +245,13 @@ def build_arms(config: NgramConfig) -> list[Arm]:
         family = dataclasses.replace(shared, top_p=arm.policy.top_p)
         budget = family.train.shape[0]
         evaluate = EvaluateNgram(family, arm.policy.temperature, budget, config.interpolation)
-        arms.append(Arm(arm.label(), policy_pipeline(family, arm.policy, 1, budget, evaluate)))
+        pipeline = policy_pipeline(family, arm.policy, 1, budget, evaluate, study_gate(config))
+        arms.append(Arm(arm.label(), pipeline))
     return arms
+
+
+def ngram_claims(config: NgramConfig, measured: Measured) -> list[Claim]:
+    return text_claims(config.arms, measured.metrics, "nats per word")
+
+
+EXPERIMENT = Experiment(NgramConfig, build_arms, ngram_claims)

@@ -11,6 +11,7 @@ Our generation g is the model after g + 1 fits (generation 0 is fitted on real d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -18,16 +19,27 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from selfimprove.collapse.study import CollapseConfig, PolicyArm, policy_pipeline, spread_summary
+from selfimprove.collapse.study import (
+    CollapseConfig,
+    PolicyArm,
+    policy_pipeline,
+    spread_summary,
+    study_gate,
+)
 from selfimprove.core.engine import Arm
-from selfimprove.core.records import Batch, Metrics
+from selfimprove.core.experiment import Experiment, Measured, newest
+from selfimprove.core.records import Batch, Claim, Metrics
 
 
 class RegressionConfig(CollapseConfig):
     """E4: linear regression refitted on model-labelled data."""
 
-    kind: Literal["collapse.regression"] = "collapse.regression"
-    arms: tuple[PolicyArm, ...] = Field((PolicyArm(),), min_length=1)
+    kind: Literal["collapse.regression"] = Field(
+        "collapse.regression", description="which experiment this recipe runs"
+    )
+    arms: tuple[PolicyArm, ...] = Field(
+        (PolicyArm(),), min_length=1, description="data policies run side by side"
+    )
     dimension: int = Field(10, ge=1, description="d: number of input features")
     samples_per_generation: int = Field(100, description="T: training-set size per generation")
     noise_std: float = Field(1.0, gt=0, description="sigma: label noise std")
@@ -127,7 +139,47 @@ def build_arms(config: RegressionConfig) -> list[Arm]:
     for arm in config.arms:
         evaluate = EvaluateRegression(arm, family, config.samples_per_generation)
         pipeline = policy_pipeline(
-            family, arm.policy, config.num_seeds, config.samples_per_generation, evaluate
+            family,
+            arm.policy,
+            config.num_seeds,
+            config.samples_per_generation,
+            evaluate,
+            study_gate(config),
         )
         arms.append(Arm(arm.label(), pipeline))
     return arms
+
+
+def regression_claims(config: RegressionConfig, measured: Measured) -> list[Claim]:
+    table = measured.metrics
+    claims = []
+    c = (
+        config.noise_std**2
+        * config.dimension
+        / (config.samples_per_generation - config.dimension - 1)
+    )
+    for arm in config.arms:
+        n, last = newest(table[arm.label()])
+        error = last["collapse/test_error_mean"]
+        theory = last.get("analytic/collapse/test_error_mean")
+        if theory is not None and arm.policy.mix == "replace":
+            claims.append(
+                Claim(
+                    f"{arm.label()}: test error grows linearly, (n+1) sigma^2 d/(T-d-1), within 10%",
+                    f"{error:.3f} (theory {theory:.3f}) after {n} generations",
+                    abs(error / theory - 1) <= 0.1,
+                )
+            )
+        if theory is not None and arm.policy.mix == "accumulate":
+            bound = math.pi**2 / 6 * c
+            claims.append(
+                Claim(
+                    f"{arm.label()}: test error stays below (pi^2/6) sigma^2 d/(T-d-1) = {bound:.3f} and within 10% of theory",
+                    f"{error:.3f} (theory {theory:.3f})",
+                    error <= bound and abs(error / theory - 1) <= 0.1,
+                )
+            )
+    return claims
+
+
+EXPERIMENT = Experiment(RegressionConfig, build_arms, regression_claims)

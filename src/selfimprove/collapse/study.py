@@ -20,9 +20,10 @@ from pydantic import Field, model_validator
 from selfimprove.core import monitors
 from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Pipeline
+from selfimprove.core.gates import Gate, build_gate
 from selfimprove.core.policies import DataPolicy, Kept, add_noise, curate, training_batches
 from selfimprove.core.records import Batch, Metrics, Provenance
-from selfimprove.core.stages import Evaluate, no_verification
+from selfimprove.core.stages import Evaluate, unverified
 
 M = TypeVar("M")
 
@@ -111,10 +112,10 @@ class SampleModel(Generic[M]):
     budget: int
 
     def __call__(self, model: M, generation: int, rng: np.random.Generator) -> Batch:
+        del generation  # the engine stamps which model made the batch
         num = self.policy.num_synthetic(self.budget)
         data = self.family.sample(model, num, self.policy.temperature, rng)
-        batch = Batch(data, Provenance("synthetic", generation, f"generation-{generation - 1}"))
-        return add_noise(batch, self.policy.noise_scale, rng)
+        return add_noise(Batch(data), self.policy.noise_scale, rng)
 
 
 @dataclass(frozen=True)
@@ -147,17 +148,32 @@ class FitKept(Generic[M]):
         )
 
 
+NO_GATE = "no gate: the study measures the loop without one (alarms may guard it)"
+
+
+def study_gate(config: LoopConfig) -> Gate:
+    """A collapse study keeps every candidate unless its recipe configures a gate."""
+    return build_gate(config.gate, NO_GATE)
+
+
 def policy_pipeline(
-    family: Family[M], policy: DataPolicy, num_seeds: int, budget: int, evaluate: Evaluate[M]
-) -> Pipeline[M, Batch, Batch, Kept]:
-    """The collapse loop: fit real data, then sample -> curate by policy -> refit, forever."""
+    family: Family[M],
+    policy: DataPolicy,
+    num_seeds: int,
+    budget: int,
+    evaluate: Evaluate[M],
+    gate: Gate,
+) -> Pipeline[M, Batch, Kept]:
+    """The collapse loop: fit real data, then sample -> curate by policy -> refit, forever.
+    Nothing verifies the samples: that is what these studies measure."""
     return Pipeline(
         initialize=FitReal(family, num_seeds, budget),
         generate=SampleModel(family, policy, budget),
-        verify=no_verification,
+        verify=unverified,
         curate=CurateByPolicy(family, policy, budget, num_seeds),
         train=FitKept(family, policy, budget),
         evaluate=evaluate,
+        gate=gate,
         history_window=1,  # every policy needs only generation 0 and the newest kept
     )
 

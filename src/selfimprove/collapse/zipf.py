@@ -21,13 +21,14 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from selfimprove.collapse.study import CollapseConfig
+from selfimprove.collapse.study import CollapseConfig, study_gate
 from selfimprove.core import monitors
 from selfimprove.core.config import ConfigModel
 from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.policies import Kept
-from selfimprove.core.records import Batch, Metrics, Provenance, Source
-from selfimprove.core.stages import no_verification
+from selfimprove.core.records import Batch, Claim, Metrics, Provenance, Source
+from selfimprove.core.stages import unverified
 
 ZipfSource = Literal["real", "tail_cut", "mix", "iterate"]
 
@@ -60,8 +61,12 @@ class ZipfArm(ConfigModel):
 class ZipfConfig(CollapseConfig):
     """E6: Zipf memorizer scaling with clean, tail-cut and mixed data."""
 
-    kind: Literal["collapse.zipf"] = "collapse.zipf"
-    arms: tuple[ZipfArm, ...] = Field((ZipfArm(),), min_length=1)
+    kind: Literal["collapse.zipf"] = Field(
+        "collapse.zipf", description="which experiment this recipe runs"
+    )
+    arms: tuple[ZipfArm, ...] = Field(
+        (ZipfArm(),), min_length=1, description="variants run side by side (data source)"
+    )
     exponent: float = Field(2.0, gt=1.0, description="beta")
     vocabulary: int = Field(2**17, ge=10, description="items, ranks 1..vocabulary")
     initial_samples: int = Field(
@@ -104,16 +109,17 @@ class DrawZipf:
     def __call__(self, model: Memorizer, generation: int, rng: np.random.Generator) -> Batch:
         num_seeds, num = model.counts.shape[0], train_size(self.arm, self.initial, generation)
         if self.arm.source == "iterate":
-            items = _sample_counts(model.counts, num, rng)
-            return Batch(items, Provenance("synthetic", generation, f"generation-{generation - 1}"))
+            return Batch(_sample_counts(model.counts, num, rng))  # the engine stamps it
         num_real = {"real": num, "tail_cut": 0, "mix": round(self.arm.real_fraction * num)}[
             self.arm.source
         ]
         real = self.world.draw(num_seeds, num_real, rng, cut=False)
         synthetic = self.world.draw(num_seeds, num - num_real, rng, cut=True)
+        # not the incumbent's output: this stage names it (real, or the fixed tail-cut generator)
         source: Source = "real" if num_real == num else "synthetic"
+        maker = "world" if num_real == num else "tail-cut generator"
         return Batch(
-            np.concatenate([real, synthetic], axis=1), Provenance(source, generation, "tail-cut")
+            np.concatenate([real, synthetic], axis=1), Provenance(source, generation, maker)
         )
 
 
@@ -213,14 +219,83 @@ def build_arms(config: ZipfConfig) -> list[Arm]:
     arms = []
     for arm in config.arms:
         world = ZipfWorld(probs, arm.tail_cut)
-        pipeline: Pipeline[Memorizer, Batch, Batch, Kept] = Pipeline(
+        pipeline: Pipeline[Memorizer, Batch, Kept] = Pipeline(
             initialize=InitializeZipf(world, config.num_seeds, config.initial_samples),
             generate=DrawZipf(world, arm, config.initial_samples),
-            verify=no_verification,
+            verify=unverified,
             curate=keep_newest,
             train=TrainMemorizer(config.vocabulary),
             evaluate=EvaluateZipf(world, arm, config.initial_samples),
+            gate=study_gate(config),
             history_window=1,
         )
         arms.append(Arm(arm.label(), pipeline))
     return arms
+
+
+def zipf_claims(config: ZipfConfig, measured: Measured) -> list[Claim]:
+    table = measured.metrics
+    claims = []
+    ranks = np.arange(1, config.vocabulary + 1, dtype=float)
+    probs = ranks**-config.exponent / (ranks**-config.exponent).sum()
+    errors: dict[str, float] = {}
+    for arm in config.arms:
+        series = table[arm.label()]
+        n, last = newest(series)
+        errors[arm.source] = last["collapse/error_mean"]
+        if arm.source == "real" and n >= 4:
+            gens = [g for g in sorted(series) if g >= n // 2]
+            sizes = np.log([series[g]["axis/train_size"] for g in gens])
+            slope = float(
+                np.polyfit(sizes, np.log([series[g]["collapse/error_mean"] for g in gens]), 1)[0]
+            )
+            expected = -(1 - 1 / config.exponent)
+            claims.append(
+                Claim(
+                    f"clean data: error falls as T^{expected:g} (slope within 0.1)",
+                    f"slope {slope:.3f}",
+                    abs(slope - expected) <= 0.1,
+                )
+            )
+        if arm.source == "tail_cut":
+            tail = float(probs[arm.tail_cut :].sum())
+            error = errors["tail_cut"]
+            claims.append(
+                Claim(
+                    f"synthetic data cut at rank {arm.tail_cut}: error plateaus at the cut tail mass (within 10%)",
+                    f"{error:.5f} vs tail mass {tail:.5f} at T = {last['axis/train_size']:g}",
+                    abs(error / tail - 1) <= 0.1,
+                )
+            )
+        if arm.source == "iterate":
+            support0, support = (
+                series[0]["collapse/support_size_median"],
+                last["collapse/support_size_median"],
+            )
+            claims.append(
+                Claim(
+                    f"iterated memorizer: the support shrinks to under half in {n} generations",
+                    f"{support0:g} -> {support:g} items",
+                    support < 0.5 * support0,
+                )
+            )
+            blind = last["monitor/good_turing"]
+            claims.append(
+                Claim(
+                    "iterated memorizer: the Good-Turing estimate on its own data misses the lost mass (under a tenth of it)",
+                    f"estimate {blind:.4f}, true unseen mass {last['collapse/error_mean']:.4f}",
+                    blind < 0.1 * last["collapse/error_mean"],
+                )
+            )
+    if "mix" in errors and "tail_cut" in errors:
+        claims.append(
+            Claim(
+                "mixing real data beats pure synthetic data at the largest T",
+                f"{errors['mix']:.5f} vs {errors['tail_cut']:.5f}",
+                errors["mix"] < errors["tail_cut"],
+            )
+        )
+    return claims
+
+
+EXPERIMENT = Experiment(ZipfConfig, build_arms, zipf_claims)

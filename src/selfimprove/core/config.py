@@ -7,8 +7,11 @@ names the field, so the CLI can print one line and exit 2.
 from __future__ import annotations
 
 import copy
+import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -41,10 +44,36 @@ class AlarmConfig(ConfigModel):
         return self
 
 
+class GateConfig(ConfigModel):
+    """What decides whether a generation's candidate replaces the incumbent."""
+
+    kind: Literal["accept_all", "no_regression"] = Field(
+        "accept_all",
+        description="accept_all: keep every candidate; no_regression: reject one whose metric "
+        "is worse than the incumbent's by more than the tolerance",
+    )
+    metric: str | None = Field(
+        None, description="no_regression: the metric compared (a validation metric, not the test)"
+    )
+    tolerance: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="no_regression: how much worse is allowed"
+    )
+    higher_is_better: bool = Field(True, description="no_regression: the metric's direction")
+
+    @model_validator(mode="after")
+    def _metric_for_no_regression(self) -> GateConfig:
+        if self.kind == "no_regression" and not self.metric:
+            raise ValueError("a no_regression gate needs a metric")
+        return self
+
+
 class LoopConfig(ConfigModel):
     """Settings every experiment shares."""
 
-    seed: int = Field(0, description="run seed; every generation's streams derive from it")
+    kind: str = Field(description="which experiment (`selfimprove run --explain KIND`)")
+    seed: int = Field(
+        0, ge=0, lt=2**63, description="run seed; every generation's streams derive from it"
+    )
     generations: int = Field(10, ge=0, description="generations after generation 0")
     checkpoint_every: int = Field(
         1,
@@ -55,6 +84,7 @@ class LoopConfig(ConfigModel):
     max_consecutive_rollbacks: int = Field(
         5, ge=1, description="an arm halts after this many rollbacks in a row"
     )
+    gate: GateConfig = Field(GateConfig(), description="decides whether a candidate is kept")
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -132,3 +162,58 @@ def _list_index(items: list[Any], part: str, override: str) -> int:
 
 def _list_item(items: list[Any], part: str, override: str) -> Any:
     return items[_list_index(items, part, override)]
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """One config field as `run --explain` prints it."""
+
+    path: str  # "train.batch_size"; "arms[].policy.mix" for fields of each list item
+    type: str
+    default: str
+    description: str
+
+
+def field_docs(model: type[BaseModel], prefix: str = "") -> list[FieldDoc]:
+    """Every field of a config model, nested models and list items included, in order."""
+    docs = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        nested, many = _nested_model(info.annotation)
+        default = (
+            "(required)"
+            if info.is_required()
+            else _shown(info.get_default(call_default_factory=True))
+        )
+        if nested is not None and not many:
+            docs.append(FieldDoc(path, nested.__name__, "", info.description or ""))
+            docs.extend(field_docs(nested, f"{path}."))
+            continue
+        docs.append(FieldDoc(path, _type_name(info.annotation), default, info.description or ""))
+        if nested is not None:
+            docs.extend(field_docs(nested, f"{path}[]."))
+    return docs
+
+
+def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The config model a field holds (and whether it holds a tuple of them)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if get_origin(annotation) in (tuple, list):
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            return args[0], True
+    return None, False
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if get_origin(annotation) is None else None
+    return text or re.sub(r"\b(typing|pathlib|selfimprove(\.\w+)*)\.", "", str(annotation))
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return json.dumps(value.model_dump(mode="json"))
+    if isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
+        return f"{len(value)} item{'s' if len(value) > 1 else ''}"
+    return json.dumps(value, default=str)

@@ -1,11 +1,17 @@
-"""The generation loop: generate -> verify -> curate -> train -> evaluate -> gate -> record.
+"""The generation loop: generate -> verify (-> revise -> verify) -> curate -> train -> evaluate
+-> gate -> record.
 
 Generation 0 is `initialize` (a model trained on real data). Each later generation draws from
-its own seeded streams (`seeding.stage_rng`), so the loop is a pure function of the config:
+its own named streams (`seeding.stage_rng`), so the loop is a pure function of the config:
 resuming loads the newest snapshot at or before the last committed generation, replays any
 generation after it (checking that the replay reproduces the stored metrics exactly), and
 continues. An arm is one variant of the loop (one data policy, say); a run holds several
 arms side by side, run one after the other.
+
+The engine, not the stages, stamps provenance: what `generate` (or `revise`) returns is
+paired with `verify`'s verdicts and named after the incumbent that really made it
+(`generation-N` of the arm, N the generation that model was accepted in), so provenance
+stays true after rollbacks and rejections.
 """
 
 from __future__ import annotations
@@ -19,33 +25,31 @@ from typing import Any, Generic, TypeVar
 from selfimprove.core.alarms import Trip, check_alarms
 from selfimprove.core.config import ConfigError, LoopConfig
 from selfimprove.core.cpu import cpu_seconds
+from selfimprove.core.gates import Gate, Proposal
+from selfimprove.core.provenance import count_provenance, origin, stamp
 from selfimprove.core.records import (
-    Batch,
     Decision,
     Evaluation,
     Event,
     GenerationRecord,
     Metrics,
     Provenance,
-    ProvenanceCount,
-    Sample,
 )
 from selfimprove.core.seeding import stage_rng
+from selfimprove.core.snapshot import SnapshotError, TensorCodec
 from selfimprove.core.stages import (
     Curate,
     Evaluate,
-    Gate,
     Generate,
     Initialize,
+    Revise,
     Train,
     Verify,
-    accept_all,
 )
 from selfimprove.core.store import RunStore
 
 M = TypeVar("M")
 S = TypeVar("S")
-V = TypeVar("V")
 K = TypeVar("K")
 
 Progress = Callable[[str, str, int, int], None]
@@ -56,39 +60,29 @@ class NondeterminismError(RuntimeError):
     """A replayed generation did not reproduce the metrics stored for it."""
 
 
-def count_provenance(kept: object) -> tuple[ProvenanceCount, ...]:
-    """How many kept samples came from each provenance (batches and samples both count)."""
-    items: Sequence[object] = (
-        (kept,) if isinstance(kept, Batch | Sample) else kept if isinstance(kept, Sequence) else ()
-    )
-    counts: dict[Provenance, int] = {}
-    for item in items:
-        if isinstance(item, Batch):
-            counts[item.provenance] = counts.get(item.provenance, 0) + item.num_samples
-        elif isinstance(item, Sample):
-            counts[item.provenance] = counts.get(item.provenance, 0) + 1
-    return tuple(ProvenanceCount(p, n) for p, n in counts.items())
-
-
 def no_summary(kept: object) -> Metrics:
     del kept
     return {}
 
 
 @dataclass(frozen=True)
-class Pipeline(Generic[M, S, V, K]):
-    """The six stages of one loop, wired by a domain's method file."""
+class Pipeline(Generic[M, S, K]):
+    """The stages of one loop, wired by a domain's method file."""
 
     initialize: Initialize[M, K]
     generate: Generate[M, S]
-    verify: Verify[S, V]
-    curate: Curate[V, K]
+    verify: Verify[S]
+    curate: Curate[K]
     train: Train[M, K]
     evaluate: Evaluate[M]
-    gate: Gate = accept_all
+    gate: Gate
+    """Every loop names its gate (`core/gates.py`), even one that accepts every candidate."""
+    revise: Revise[M] | None = None
+    """New attempts for samples that failed (STaR's rationalization); None: no revisions."""
+    max_revisions: int = 1
+    """Rounds of `revise -> verify` per generation (each round sees every stamped sample)."""
     history_window: int | None = None
     """History holds generation 0's kept data and this many most recent kept (None: all)."""
-    describe: Callable[[K], tuple[ProvenanceCount, ...]] = count_provenance
     summarize: Callable[[K], Metrics] = no_summary
     """Metrics of the kept data itself (kept fraction, ...), stored beside `evaluate`'s."""
 
@@ -96,12 +90,13 @@ class Pipeline(Generic[M, S, V, K]):
 @dataclass(frozen=True)
 class Arm:
     name: str
-    pipeline: Pipeline[Any, Any, Any, Any]
+    pipeline: Pipeline[Any, Any, Any]
 
 
 @dataclass(frozen=True)
 class LoopState(Generic[M, K]):
-    """Everything that outlives a generation; a snapshot pickles exactly this."""
+    """Everything that outlives a generation; a snapshot holds exactly this (as JSON and
+    arrays, `core/snapshot.py`)."""
 
     generation: int
     incumbent: M
@@ -119,9 +114,12 @@ class Engine:
     loop: LoopConfig
     store: RunStore
     progress: Progress | None = None
+    codecs: Sequence[TensorCodec] = ()
+    """How the models' tensors enter snapshots (core imports no torch)."""
 
     def run(self, arms: list[Arm], stop_after: int | None = None) -> str:
-        """Run (or resume) every arm; returns the run's status: finished or stopped.
+        """Run (or resume) every arm; returns the run's status: finished, stopped, or waiting
+        (a gate waits for decisions made outside the run).
 
         `stop_after` stops the run once an arm has committed that generation, as a crash
         would, so tests can compare an interrupted-then-resumed run with a whole one.
@@ -134,9 +132,9 @@ class Engine:
             self.store.set_arm_status(arm.name, "running")
             status = self._run_arm(arm, stop_after)
             self.store.set_arm_status(arm.name, status)
-            if status == "stopped":
-                self.store.set_status("stopped")
-                return "stopped"
+            if status in ("stopped", "waiting"):
+                self.store.set_status(status)
+                return status
         self.store.set_status("finished")
         return "finished"
 
@@ -146,6 +144,11 @@ class Engine:
             if stop_after is not None and state.generation >= stop_after:
                 return "stopped"
             state, record = self._step(arm, state)
+            if record.decision.action == "wait":
+                self.store.log_event(
+                    Event("wait", record.decision.reason, arm.name, record.generation)
+                )
+                return "waiting"
             self.store.commit_generation(record)
             self._maybe_snapshot(arm, state)
             if self.progress is not None:
@@ -162,12 +165,15 @@ class Engine:
         model, kept = pipeline.initialize(stage_rng(seed, 0, "initialize"))
         evaluated, exhibits = _unpack(pipeline.evaluate(model, 0, stage_rng(seed, 0, "evaluate")))
         metrics = pipeline.summarize(kept) | evaluated
-        missing = sorted({a.metric for a in self.loop.alarms} - set(metrics))
+        watched = {f"alarms: unknown metric {a.metric!r}": a.metric for a in self.loop.alarms}
+        if self.loop.gate.metric is not None:
+            watched[f"gate.metric: unknown metric {self.loop.gate.metric!r}"] = (
+                self.loop.gate.metric
+            )
+        missing = sorted(problem for problem, key in watched.items() if key not in metrics)
         if missing:
             known = ", ".join(sorted(metrics))
-            raise ConfigError(
-                f"alarms: unknown metric {missing[0]!r}; this experiment reports: {known}"
-            )
+            raise ConfigError(f"{missing[0]}; this experiment reports: {known}")
         trips = check_alarms(self.loop.alarms, metrics)
         events = tuple(
             Event("alarm", f"{t.describe()} at generation 0: logged only", arm.name, 0)
@@ -177,7 +183,7 @@ class Engine:
         state = LoopState(0, model, (kept,), metrics)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
         return state, GenerationRecord(
-            arm.name, 0, metrics, decision, pipeline.describe(kept), events, seconds, cpu, exhibits
+            arm.name, 0, metrics, decision, count_provenance(kept), events, seconds, cpu, exhibits
         )
 
     def _step(
@@ -185,8 +191,8 @@ class Engine:
     ) -> tuple[LoopState[Any, Any], GenerationRecord]:
         g, seed, pipeline = state.generation + 1, self.loop.seed, arm.pipeline
         started, cpu_started = time.perf_counter(), cpu_seconds()
-        samples = pipeline.generate(state.incumbent, g, stage_rng(seed, g, "generate"))
-        scored = pipeline.verify(samples, stage_rng(seed, g, "verify"))
+        made = origin(arm.name, g, state.incumbent_generation)
+        scored = generate_and_verify(pipeline, state.incumbent, made, seed)
         kept = pipeline.curate(scored, state.history, g, stage_rng(seed, g, "curate"))
         candidate = pipeline.train(state.incumbent, kept, stage_rng(seed, g, "train"))
         evaluated, exhibits = _unpack(
@@ -194,7 +200,8 @@ class Engine:
         )
         metrics = pipeline.summarize(kept) | evaluated
         trips = check_alarms(self.loop.alarms, metrics)
-        decision = self._decide(trips, pipeline.gate, metrics, state)
+        proposal = Proposal(arm.name, g, metrics, state.metrics, state.incumbent_generation, kept)
+        decision = self._decide(trips, pipeline.gate, proposal, state)
         events = [Event("alarm", trip.describe(), arm.name, g) for trip in trips]
         if not decision.accepted:
             events.append(Event(decision.action, decision.reason, arm.name, g))
@@ -203,7 +210,7 @@ class Engine:
             g,
             metrics,
             decision,
-            pipeline.describe(kept),
+            count_provenance(kept),
             tuple(events),
             seconds=time.perf_counter() - started,
             cpu_seconds=cpu_seconds() - cpu_started,
@@ -221,10 +228,12 @@ class Engine:
                 new_state = replace(state, generation=g, rollbacks_in_a_row=0)
             case "halt":
                 new_state = replace(state, generation=g, halted=True)
+            case "wait":  # nothing is committed; resume asks the gate again
+                new_state = state
         return new_state, record
 
     def _decide(
-        self, trips: list[Trip], gate: Gate, metrics: Metrics, state: LoopState[Any, Any]
+        self, trips: list[Trip], gate: Gate, proposal: Proposal, state: LoopState[Any, Any]
     ) -> Decision:
         severe = [t for t in trips if t.alarm.action != "warn"]
         if severe and severe[0].alarm.action == "halt":
@@ -242,7 +251,7 @@ class Engine:
                 "rollback",
                 f"alarm {severe[0].describe()}; back to generation {state.incumbent_generation}",
             )
-        return gate(metrics, state.metrics)
+        return gate(proposal)
 
     # -- snapshots and resume -------------------------------------------------------------
 
@@ -250,15 +259,21 @@ class Engine:
         every = self.loop.checkpoint_every
         last = state.halted or state.generation == self.loop.generations
         if every and (state.generation % every == 0 or last):
-            self.store.save_snapshot(arm.name, state.generation, state)
+            self.store.save_snapshot(arm.name, state.generation, state, self.codecs)
 
     def _restore(self, arm: Arm) -> LoopState[Any, Any]:
         """The state after the last committed generation, replaying what no snapshot holds."""
         last = self.store.last_generation(arm.name)
-        snapshot = self.store.load_snapshot(arm.name, last) if last >= 0 else None
+        snapshot = self.store.load_snapshot(arm.name, last, self.codecs) if last >= 0 else None
         stored = self.store.metrics(arm.name) if last >= 0 else {}
+        decisions = self.store.decisions(arm.name) if last >= 0 else {}
         if snapshot is not None:
             state: LoopState[Any, Any] = snapshot[1]
+            if not isinstance(state, LoopState):
+                raise SnapshotError(
+                    f"run {self.store.run_dir.name}, arm {arm.name!r}: the snapshot of "
+                    f"generation {snapshot[0]} holds no loop state"
+                )
         else:
             state, record = self._initialize(arm)
             if last < 0:
@@ -269,7 +284,34 @@ class Engine:
         while state.generation < last and not state.halted:
             state, record = self._step(arm, state)
             _check_replay(arm.name, state.generation, record.metrics, stored[state.generation])
+            action = decisions[state.generation][0]
+            if record.decision.action != action:
+                raise NondeterminismError(
+                    f"arm {arm.name!r}, generation {state.generation}: replay decided "
+                    f"{record.decision.action}, stored {action}"
+                )
         return state
+
+
+def generate_and_verify(
+    pipeline: Pipeline[Any, Any, Any], incumbent: Any, made: Provenance, seed: int
+) -> Any:
+    """One generation's samples from `incumbent`, verified and stamped with `made` (the
+    engine's provenance for what the incumbent makes), then any rounds of revisions, each
+    verified and stamped with its revision number."""
+    g = made.generation
+    samples = pipeline.generate(incumbent, g, stage_rng(seed, g, "generate"))
+    scored = stamp(samples, pipeline.verify(samples, stage_rng(seed, g, "verify")), made)
+    if pipeline.revise is None:
+        return scored
+    for revision in range(1, pipeline.max_revisions + 1):
+        rng = stage_rng(seed, g, f"revise/{revision}")
+        revised = pipeline.revise(incumbent, scored, g, rng)
+        if not revised:
+            break
+        verdicts = pipeline.verify(revised, stage_rng(seed, g, f"verify/revision-{revision}"))
+        scored = (*scored, *stamp(revised, verdicts, replace(made, revision=revision)))
+    return scored
 
 
 def _unpack(result: Metrics | Evaluation) -> tuple[Metrics, dict[str, Any]]:

@@ -86,7 +86,7 @@ def subsample(batch: Batch, num: int, rng: np.random.Generator) -> Batch:
     return Batch(picked, batch.provenance)
 
 
-def concat(batches: Sequence[Batch], provenance: Provenance) -> Batch:
+def concat(batches: Sequence[Batch], provenance: Provenance | None = None) -> Batch:
     """One batch holding every sample of `batches`, seed by seed."""
     return Batch(np.concatenate([b.data for b in batches], axis=1), provenance)
 
@@ -110,7 +110,7 @@ def curate(
     `budget` is the training-set size; `draw_real(num, generation, rng)` draws fresh real
     samples (for `mix_fresh_real`).
     """
-    generation = synthetic.provenance.generation
+    generation = _generation(synthetic)
     match policy.mix:
         case "replace":
             return (synthetic,)
@@ -127,8 +127,14 @@ def training_batches(policy: DataPolicy, kept: Kept, budget: int, rng: np.random
     """What `train` fits on: the kept data, or a budget-sized subset of the pool."""
     if policy.mix != "accumulate_subsample":
         return kept
-    pooled = concat(kept, Provenance("synthetic", kept[-1].provenance.generation, "pool"))
+    pooled = concat(kept)  # a subset to fit on, never stored: it needs no provenance
     return (subsample(pooled, min(budget, pooled.num_samples), rng),)
+
+
+def _generation(batch: Batch) -> int:
+    if batch.provenance is None:
+        raise ValueError("curate received a batch the engine did not stamp")
+    return batch.provenance.generation
 
 
 def _expand(index: np.ndarray, ndim: int) -> np.ndarray:

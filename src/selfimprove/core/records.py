@@ -13,8 +13,10 @@ from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
+from selfimprove.core.snapshot import TRANSIENT
+
 Source = Literal["real", "synthetic"]
-Action = Literal["accept", "reject", "rollback", "halt"]
+Action = Literal["accept", "reject", "rollback", "halt", "wait"]
 Metrics = dict[str, float]
 
 T = TypeVar("T")
@@ -22,9 +24,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Verdict:
-    """A verifier's judgement of one sample (or of every sample in a batch)."""
+    """A verifier's judgement of one sample (or of every sample in a batch).
 
-    passed: bool
+    `passed` is None when nothing checked the sample (`verifier` then says so: a collapse
+    study's samples are unverified on purpose); `score` and `reason` are the detail.
+    """
+
+    passed: bool | None
     verifier: str
     score: float = float("nan")
     reason: str = ""
@@ -32,13 +38,37 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a sample came from: real or synthetic, which generation, which model."""
+    """Where a sample came from.
+
+    Real data: `model` names its source ("world", "gold answers", "teacher"); `generation`
+    is the one that drew it. Synthetic data (stamped by the engine, never by a stage):
+    `model` is the incumbent that made it, `generation-N` of `arm`, where N is the
+    generation that model was accepted in (after a rollback, older than `generation - 1`);
+    `revision` counts revisions of a rejected first try (0: the first try). `verdict` is
+    what `verify` said, `review` the id of a human review once one exists.
+    """
 
     source: Source
     generation: int
     model: str
+    arm: str | None = None
     verdict: Verdict | None = None
+    revision: int = 0
     review: str | None = None
+
+    def key(self) -> tuple[object, ...]:
+        """What provenance counts group by: everything but the verdict's per-sample detail."""
+        verdict = self.verdict
+        return (
+            self.source,
+            self.generation,
+            self.model,
+            self.arm,
+            None if verdict is None else verdict.verifier,
+            None if verdict is None else verdict.passed,
+            self.revision,
+            self.review,
+        )
 
 
 @dataclass(frozen=True)
@@ -58,8 +88,9 @@ class Batch:
     """
 
     data: np.ndarray
-    provenance: Provenance
-    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    provenance: Provenance | None = None
+    """None until the engine stamps a generated batch; real batches are named when drawn."""
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, metadata={TRANSIENT: True})
 
     @property
     def num_seeds(self) -> int:
@@ -82,7 +113,11 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Decision:
-    """The gate's verdict on a candidate, with the reason that is logged."""
+    """The gate's verdict on a candidate, with the reason that is logged.
+
+    `wait`: the gate needs decisions it does not have yet (a human review); the generation is
+    not committed, the arm stops as `waiting`, and `resume` asks again.
+    """
 
     action: Action
     reason: str

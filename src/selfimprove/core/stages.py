@@ -1,30 +1,44 @@
-"""The six stage protocols of one generation: generate -> verify -> curate -> train -> evaluate
--> gate. Stages keep no state; the engine hands each its own random stream. `train` returns a
-new model and never mutates the incumbent, so a gate that rejects simply keeps it.
+"""The stage protocols of one generation: generate -> verify (-> revise -> verify) -> curate ->
+train -> evaluate -> gate. Stages keep no state; the engine hands each its own random stream.
 
-Type parameters: M model, S samples, V scored samples, K kept data.
+- `generate` returns the incumbent's samples: a sequence of items, one `Batch` (`[S, N, ...]`
+  arrays), or one object (a generation's self-play games). What the incumbent made is
+  stamped by the engine, never by a stage; data from elsewhere (real data, a fixed
+  generator) is named by the stage that adds it (`Sample` / `Batch` with its `Provenance`).
+- `verify` judges them and returns verdicts only: one `Verdict` per item of a sequence, or
+  one for a batch or single object. The engine pairs them with the samples and stamps each
+  with its provenance (`Sample`, or the `Batch` with its provenance set).
+- `revise` (optional) gets the stamped samples and returns new attempts for some of them
+  (STaR's rationalization with the answer as a hint); the engine verifies and stamps those
+  too, with `revision` counted, and hands curate both.
+- `curate` chooses what to train on from the stamped samples and the history.
+- `train` returns a new model and never mutates the incumbent, so a gate that rejects simply
+  keeps it.
+- `gate` (`core/gates.py`) decides on the candidate from a `Proposal`.
+
+Type parameters: M model, S samples, K kept data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from selfimprove.core.records import Decision, Evaluation, Metrics
+from selfimprove.core.records import Evaluation, Metrics, Verdict
 
 M = TypeVar("M")
 K = TypeVar("K")
-V = TypeVar("V")
 M_co = TypeVar("M_co", covariant=True)
 K_co = TypeVar("K_co", covariant=True)
 S_co = TypeVar("S_co", covariant=True)
-V_co = TypeVar("V_co", covariant=True)
 M_contra = TypeVar("M_contra", contravariant=True)
 K_contra = TypeVar("K_contra", contravariant=True)
 S_contra = TypeVar("S_contra", contravariant=True)
-V_contra = TypeVar("V_contra", contravariant=True)
+
+Verdicts = Verdict | Sequence[Verdict]
+"""One verdict per item of a sequence of samples, or one for a batch or a single object."""
 
 
 class Initialize(Protocol[M_co, K_co]):
@@ -37,13 +51,24 @@ class Generate(Protocol[M_contra, S_co]):
     def __call__(self, model: M_contra, generation: int, rng: np.random.Generator) -> S_co: ...
 
 
-class Verify(Protocol[S_contra, V_co]):
-    def __call__(self, samples: S_contra, rng: np.random.Generator) -> V_co: ...
+class Verify(Protocol[S_contra]):
+    """A verifier: a plain callable from samples to verdicts; any loop can swap it."""
+
+    def __call__(self, samples: S_contra, rng: np.random.Generator) -> Verdicts: ...
 
 
-class Curate(Protocol[V_contra, K]):
+class Revise(Protocol[M_contra]):
+    """New attempts for some stamped samples (those that failed, say), made by the incumbent;
+    an empty sequence ends the revisions."""
+
     def __call__(
-        self, scored: V_contra, history: Sequence[K], generation: int, rng: np.random.Generator
+        self, model: M_contra, scored: Sequence[Any], generation: int, rng: np.random.Generator
+    ) -> Sequence[Any]: ...
+
+
+class Curate(Protocol[K]):
+    def __call__(
+        self, scored: Any, history: Sequence[K], generation: int, rng: np.random.Generator
     ) -> K: ...
 
 
@@ -57,30 +82,17 @@ class Evaluate(Protocol[M_contra]):
     ) -> Metrics | Evaluation: ...
 
 
-class Gate(Protocol):
-    def __call__(self, candidate: Metrics, incumbent: Metrics) -> Decision: ...
+UNVERIFIED = Verdict(None, "unverified", reason="nothing checks these samples")
 
 
-def accept_all(candidate: Metrics, incumbent: Metrics) -> Decision:
-    """The gate of loops that always continue with the newest model (collapse studies)."""
-    del candidate, incumbent
-    return Decision("accept", "no gate")
+def unverified(samples: object, rng: np.random.Generator) -> Verdict:
+    """The verify stage of loops that check nothing on purpose (a collapse study measures what
+    happens then): every sample is stamped as unverified, so the store says so."""
+    del samples, rng
+    return UNVERIFIED
 
 
-def no_verification(samples: V, rng: np.random.Generator) -> V:
-    """The verify stage of loops that have no verifier (that is the point of collapse studies)."""
-    del rng
-    return samples
-
-
-def pass_model(model: M, generation: int, rng: np.random.Generator) -> M:
-    """The generate stage of loops whose samples are the incumbent's own outputs, produced
-    where they are used (distillation: the incumbent student labels the next one's data)."""
-    del generation, rng
-    return model
-
-
-def keep_all(scored: V, history: object, generation: int, rng: np.random.Generator) -> V:
+def keep_all(scored: K, history: object, generation: int, rng: np.random.Generator) -> K:
     """The curate stage that keeps everything it is given."""
     del history, generation, rng
     return scored

@@ -6,29 +6,38 @@ refuse UPDATE and DELETE on it). A generation is committed in one transaction, a
 artifacts are in place, so a crash at any moment leaves either the whole generation or none.
 
 Artifacts live in `arms/<arm>/gen-NNNNN/`, written under a temporary name and renamed, so a
-half-written folder never counts. Loop-state snapshots (`state.pkl`) are our own files,
-written and read only by this module; only the two newest are kept.
+half-written folder never counts. Loop-state snapshots are JSON and numpy arrays
+(`core/snapshot.py`), never pickle: reading a run folder someone sent you runs no code. Only
+the two newest are kept.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import math
 import os
-import pickle
 import re
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from selfimprove.core.records import Event, GenerationRecord, Metrics
+from selfimprove.core.records import Event, GenerationRecord, Metrics, ProvenanceCount
+from selfimprove.core.snapshot import (
+    LEGACY_FILE,
+    STATE_FILE,
+    SnapshotError,
+    TensorCodec,
+    read_snapshot,
+    write_snapshot,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
@@ -45,7 +54,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS provenance (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, source TEXT NOT NULL,
     origin_generation INTEGER NOT NULL, model TEXT NOT NULL, verdict TEXT, review TEXT,
-    count INTEGER NOT NULL);
+    count INTEGER NOT NULL, origin_arm TEXT, passed INTEGER, revision INTEGER);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, arm TEXT, generation INTEGER,
     kind TEXT NOT NULL, message TEXT NOT NULL);
@@ -59,6 +68,15 @@ _EXHIBITS = """
 CREATE TABLE IF NOT EXISTS exhibits (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (arm, generation, name))"""  # its own statement: runs made before it get it on open
+_SNAPSHOTS = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    arm TEXT NOT NULL, generation INTEGER NOT NULL, sha256 TEXT NOT NULL,
+    PRIMARY KEY (arm, generation))"""
+"""The checksum of each snapshot's `snapshot.json` (which holds its arrays' checksum): a
+snapshot counts once recorded here, and one edited or damaged since is refused."""
+
+_PROVENANCE_ADDED = ("origin_arm TEXT", "passed INTEGER", "revision INTEGER")
+"""Provenance columns added since the first runs; older runs get them (NULL) on open."""
 
 _SNAPSHOTS_KEPT = 2
 
@@ -103,9 +121,19 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_EXHIBITS)
+            self._db.execute(_SNAPSHOTS)
+            self._add_missing_columns()
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise CorruptRunError(f"{run_dir / 'run.sqlite'}: {error}") from None
+
+    def _add_missing_columns(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(provenance)")}
+        if not columns:  # a new run: the schema is created next
+            return
+        for column in _PROVENANCE_ADDED:
+            if column.split()[0] not in columns:
+                self._db.execute(f"ALTER TABLE provenance ADD COLUMN {column}")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -221,22 +249,10 @@ class RunStore:
                 [(record.arm, record.generation, k, float(v)) for k, v in record.metrics.items()],
             )
             self._db.executemany(
-                "INSERT INTO provenance VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        record.arm,
-                        record.generation,
-                        item.provenance.source,
-                        item.provenance.generation,
-                        item.provenance.model,
-                        None
-                        if item.provenance.verdict is None
-                        else item.provenance.verdict.verifier,
-                        item.provenance.review,
-                        item.count,
-                    )
-                    for item in record.kept
-                ],
+                "INSERT INTO provenance (arm, generation, source, origin_generation, model, "
+                "verdict, review, count, origin_arm, passed, revision) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_provenance_row(record.arm, record.generation, item) for item in record.kept],
             )
             self._db.executemany(
                 "INSERT INTO exhibits VALUES (?, ?, ?, ?)",
@@ -315,15 +331,32 @@ class RunStore:
         )
         return [tuple(row) for row in rows]
 
-    def provenance(self, arm: str, generation: int) -> list[tuple[str, int, str, str, int]]:
-        """(source, origin generation, model, verifier ('' if none), count) of what one
-        generation kept."""
-        rows = self._db.execute(
-            "SELECT source, origin_generation, model, coalesce(verdict, ''), count FROM provenance "
-            "WHERE arm = ? AND generation = ? ORDER BY origin_generation",
-            (arm, generation),
+    def provenance(self, arm: str, generation: int | None = None) -> list[ProvenanceRow]:
+        """What one generation (or every generation) of `arm` kept, grouped by provenance."""
+        where, params = (
+            ("AND generation = ?", (arm, generation)) if generation is not None else ("", (arm,))
         )
-        return [tuple(row) for row in rows]
+        rows = self._db.execute(
+            "SELECT generation, source, origin_generation, model, coalesce(origin_arm, ''), "
+            "coalesce(verdict, ''), passed, coalesce(revision, 0), coalesce(review, ''), count "
+            f"FROM provenance WHERE arm = ? {where} ORDER BY generation, rowid",
+            params,
+        )
+        return [
+            ProvenanceRow(
+                g,
+                src,
+                origin,
+                model,
+                origin_arm,
+                verifier,
+                None if ok is None else bool(ok),
+                rev,
+                review,
+                n,
+            )
+            for g, src, origin, model, origin_arm, verifier, ok, rev, review, n in rows
+        ]
 
     # -- artifacts and snapshots ----------------------------------------------------------
 
@@ -344,30 +377,103 @@ class RunStore:
         os.rename(temporary, final)
         return final
 
-    def save_snapshot(self, arm: str, generation: int, state: Any) -> None:
-        def write(folder: Path) -> None:
-            with (folder / "state.pkl").open("wb") as handle:
-                pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    def save_snapshot(
+        self, arm: str, generation: int, state: Any, codecs: Sequence[TensorCodec] = ()
+    ) -> None:
+        """Write the loop state after `generation` and record its checksum; snapshots older
+        than the newest two go."""
+        folder = self.write_generation_folder(
+            arm, generation, lambda f: write_snapshot(f, state, codecs)
+        )
+        digest = hashlib.sha256((folder / STATE_FILE).read_bytes()).hexdigest()
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (arm, generation, digest)
+            )
+        for old in self._snapshot_folders(arm)[:-_SNAPSHOTS_KEPT]:
+            shutil.rmtree(old, ignore_errors=True)
 
-        self.write_generation_folder(arm, generation, write)
-        for old in self._snapshot_paths(arm)[:-_SNAPSHOTS_KEPT]:
-            old.unlink()
-
-    def load_snapshot(self, arm: str, at_most: int) -> tuple[int, Any] | None:
-        """The newest readable snapshot at or before generation `at_most`, or None."""
-        for path in reversed(self._snapshot_paths(arm)):
-            generation = int(path.parent.name.removeprefix("gen-"))
+    def load_snapshot(
+        self, arm: str, at_most: int, codecs: Sequence[TensorCodec] = ()
+    ) -> tuple[int, Any] | None:
+        """The newest recorded snapshot at or before generation `at_most`, or None when there
+        is none. A snapshot that cannot be trusted (a pickle, edited or damaged since it was
+        recorded, an older format) is a `SnapshotError` naming it, never a silent fall back."""
+        recorded = dict(
+            self._db.execute("SELECT generation, sha256 FROM snapshots WHERE arm = ?", (arm,))
+        )
+        for folder in reversed(self._snapshot_folders(arm)):
+            generation = int(folder.name.removeprefix("gen-"))
             if generation > at_most:
                 continue  # written, but its generation was never committed
+            if (folder / LEGACY_FILE).exists():
+                raise SnapshotError(
+                    f"run {self.run_dir.name}: {folder} holds a pickle (state.pkl), which is "
+                    "never loaded (it could run code); start the run again"
+                )
+            if generation not in recorded:
+                continue  # a crash between writing it and recording it: it never counted
             try:
-                with path.open("rb") as handle:
-                    return generation, pickle.load(handle)
-            except (OSError, EOFError, pickle.UnpicklingError):
-                continue
+                self._check_recorded(folder, recorded[generation])
+                return generation, read_snapshot(folder, codecs)
+            except SnapshotError as error:
+                raise SnapshotError(
+                    f"run {self.run_dir.name}: {error}; delete that folder to resume from an "
+                    "older snapshot"
+                ) from None
         return None
 
-    def _snapshot_paths(self, arm: str) -> list[Path]:
-        return sorted(self.arm_dir(arm).glob("gen-*/state.pkl"))
+    @staticmethod
+    def _check_recorded(folder: Path, digest: str) -> None:
+        try:
+            data = (folder / STATE_FILE).read_bytes()
+        except OSError as error:
+            raise SnapshotError(f"snapshot {folder} cannot be read: {error.strerror}") from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise SnapshotError(
+                f"snapshot {folder}: {STATE_FILE} does not match the checksum the run "
+                "recorded (edited or damaged)"
+            )
+
+    def _snapshot_folders(self, arm: str) -> list[Path]:
+        return sorted(
+            folder
+            for folder in self.arm_dir(arm).glob("gen-*")
+            if (folder / STATE_FILE).exists() or (folder / LEGACY_FILE).exists()
+        )
+
+
+@dataclass(frozen=True)
+class ProvenanceRow:
+    """One group of kept samples of one generation that share a provenance."""
+
+    generation: int
+    source: str
+    origin_generation: int
+    model: str
+    origin_arm: str
+    verifier: str
+    passed: bool | None
+    revision: int
+    review: str
+    count: int
+
+
+def _provenance_row(arm: str, generation: int, item: ProvenanceCount) -> tuple[object, ...]:
+    p, verdict = item.provenance, item.provenance.verdict
+    return (
+        arm,
+        generation,
+        p.source,
+        p.generation,
+        p.model,
+        None if verdict is None else verdict.verifier,
+        p.review,
+        item.count,
+        p.arm,
+        None if verdict is None or verdict.passed is None else int(verdict.passed),
+        p.revision,
+    )
 
 
 def list_runs(runs_dir: Path) -> list[RunInfo]:

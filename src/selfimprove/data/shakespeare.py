@@ -86,3 +86,17 @@ def spread_windows(items: np.ndarray, length: int, count: int | None) -> np.ndar
         return windows
     picked: np.ndarray = windows[np.linspace(0, available - 1, count).round().astype(int)]
     return picked
+
+
+def windows_between(items: np.ndarray, length: int, count: int, taken: int) -> np.ndarray:
+    """`count` windows of `length` items, evenly spread over `items` among the windows that
+    `spread_windows(items, length, taken)` did not pick: text of the same plays that a model
+    trained on those windows never saw (a validation set). `-> [count, length]`."""
+    available = items.size // length
+    used = np.linspace(0, available - 1, min(taken, available)).round().astype(int)
+    rest = np.setdiff1d(np.arange(available), used)
+    if rest.size < count:
+        raise ValueError(f"only {rest.size} windows of {length} are left beside the {taken} taken")
+    windows = items[: available * length].reshape(available, length)
+    picked: np.ndarray = windows[rest[np.linspace(0, rest.size - 1, count).round().astype(int)]]
+    return picked

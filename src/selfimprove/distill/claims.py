@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from selfimprove.core.records import Claim, Metrics
-from selfimprove.distill.distill import ClassifierKdConfig, StudentArm
+from typing import TYPE_CHECKING
 
-Table = dict[str, dict[int, Metrics]]
+from selfimprove.core.experiment import Measured
+from selfimprove.core.records import Claim
+
+if TYPE_CHECKING:  # the method files import these claims for their Experiment records
+    from selfimprove.distill.distill import ClassifierKdConfig, StudentArm
+    from selfimprove.distill.lm import LmKdConfig
 
 
 def _same_student(a: StudentArm, b: StudentArm) -> bool:
     return (a.hidden, a.data_share, a.removed_class) == (b.hidden, b.data_share, b.removed_class)
 
 
-def classifier_claims(config: ClassifierKdConfig, table: Table) -> list[Claim]:
+def classifier_claims(config: ClassifierKdConfig, measured: Measured) -> list[Claim]:
     """Soft labels beat hard labels for the same student by more than the seed spread (the
     worst soft seed above the best hard seed; Hinton et al.: 3% of the speech data, 57.0% vs
     44.5%); a removed class recovers >= 90% after the bias correction (98.6% of the 3s);
     iterated distillation: how much each generation loses."""
+    table = measured.metrics
     claims = []
     first = {arm.label(): table[arm.label()][0] for arm in config.arms}
     for hard in (a for a in config.arms if a.labels == "hard" and a.removed_class is None):
@@ -60,9 +65,11 @@ def classifier_claims(config: ClassifierKdConfig, table: Table) -> list[Claim]:
     return claims
 
 
-def lm_claims(table: Table) -> list[Claim]:
+def lm_claims(config: LmKdConfig, measured: Measured) -> list[Claim]:
     """Token-level KD: does a distilled student beat the same student trained on the data
     alone, and how close does it come to its teacher?"""
+    del config
+    table = measured.metrics
     first = {arm: series[0] for arm, series in table.items()}
     if "data" not in first:
         return []

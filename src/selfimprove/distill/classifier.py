@@ -34,6 +34,8 @@ class Split:
     train_y: np.ndarray  # int64 [N]
     test_x: np.ndarray
     test_y: np.ndarray
+    val_x: np.ndarray  # held out from training, for gates (may be empty)
+    val_y: np.ndarray
 
     @property
     def classes(self) -> int:
@@ -57,17 +59,28 @@ def load(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64)
 
 
-def split(dataset: Dataset, test_share: float, rng: np.random.Generator) -> Split:
-    """A stratified train / test split."""
+def split(
+    dataset: Dataset, test_share: float, rng: np.random.Generator, validation_share: float = 0.0
+) -> Split:
+    """A stratified train / test split; then a stratified `validation_share` of the training
+    part held out as a validation set (what gates compare on; never trained on)."""
     x, y = load(dataset)
-    test = np.concatenate(
-        [
-            (idx := rng.permutation(np.flatnonzero(y == c)))[: round(test_share * idx.size)]
-            for c in range(int(y.max()) + 1)
-        ]
-    )
+    test = _stratified(y, np.arange(y.size), test_share, rng)
     train = np.setdiff1d(np.arange(y.size), test)
-    return Split(x[train], y[train], x[test], y[test])
+    val = _stratified(y, train, validation_share, rng)
+    train = np.setdiff1d(train, val)
+    return Split(x[train], y[train], x[test], y[test], x[val], y[val])
+
+
+def _stratified(
+    y: np.ndarray, among: np.ndarray, share: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A `share` of the indices `among`, class by class."""
+    picked = [
+        (idx := rng.permutation(among[y[among] == c]))[: round(share * idx.size)]
+        for c in range(int(y.max()) + 1)
+    ]
+    return np.concatenate(picked).astype(np.int64)
 
 
 def subset(y: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -126,18 +139,20 @@ class Training:
 def train_mlp(
     widths: tuple[int, ...],
     x: np.ndarray,
-    y: np.ndarray | None,
-    teacher_logits: np.ndarray | None,
-    alpha: float,
-    temperature: float,
     training: Training,
     rng: np.random.Generator,
+    *,
+    labels: np.ndarray | None = None,
+    teacher_logits: np.ndarray | None = None,
     teacher: Mlp | None = None,
+    alpha: float = 0.0,
+    temperature: float = 1.0,
 ) -> Mlp:
-    """A fresh MLP trained on `x` with `alpha * hard + (1 - alpha) * T^2 * soft` (hard
-    labels only when `teacher_logits` and `teacher` are None). `teacher_logits` are
+    """A fresh MLP trained on `x` with `alpha * hard + (1 - alpha) * T^2 * soft` (the true
+    `labels` alone when `teacher_logits` and `teacher` are None). `teacher_logits` are
     precomputed for every row of `x`; `teacher` instead runs on each minibatch (the slower
     way, kept for the benchmark and for teachers too large to precompute for)."""
+    y = labels
     with torch.random.fork_rng():
         torch.manual_seed(int(rng.integers(2**62)))
         net = _network(widths)
@@ -145,7 +160,7 @@ def train_mlp(
         net.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
     )
     inputs = torch.as_tensor(x)
-    labels = None if y is None else torch.as_tensor(y)
+    hard = None if y is None else torch.as_tensor(y)
     targets = None if teacher_logits is None else torch.as_tensor(teacher_logits)
     teacher_net = None if teacher is None else teacher.module()
     for _ in range(training.steps):
@@ -157,10 +172,10 @@ def train_mlp(
         else:
             soft_targets = None if targets is None else targets[index]
         if soft_targets is None:
-            assert labels is not None
-            loss = functional.cross_entropy(logits, labels[index])
+            assert hard is not None, "train_mlp needs labels, teacher logits or a teacher"
+            loss = functional.cross_entropy(logits, hard[index])
         else:
-            batch_labels = None if labels is None else labels[index]
+            batch_labels = None if hard is None else hard[index]
             loss = kd_loss(logits, soft_targets, batch_labels, alpha, temperature)
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]

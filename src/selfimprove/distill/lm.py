@@ -28,20 +28,23 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.config import ConfigModel, GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.experiment import Experiment
+from selfimprove.core.gates import build_gate
 from selfimprove.core.memo import Newest
-from selfimprove.core.records import Metrics
+from selfimprove.core.records import Metrics, Provenance, Sample
 from selfimprove.core.seeding import stage_rng
-from selfimprove.core.stages import keep_all, no_verification, pass_model
+from selfimprove.core.stages import keep_all, unverified
 from selfimprove.data import shakespeare
-from selfimprove.data.shakespeare import ALPHABET, spread_windows
+from selfimprove.data.shakespeare import ALPHABET, spread_windows, windows_between
+from selfimprove.distill.claims import lm_claims
 from selfimprove.distill.kd import generalized_jsd, top_k_forward_kl, top_k_logits
+from selfimprove.models.shape import GptShape
 from selfimprove.models.tiny_gpt import (
     EOS,
     CharTokenizer,
     Example,
-    GptSpec,
     LmModel,
     LmTrainConfig,
     SamplingConfig,
@@ -55,26 +58,14 @@ from selfimprove.models.tiny_gpt import (
 
 Loss = Literal["data", "forward_kl", "reverse_kl", "jsd", "seq_kd"]
 START = EOS
-
-
-class Shape(ConfigModel):
-    layers: int = Field(2, ge=1)
-    heads: int = Field(4, ge=1)
-    width: int = Field(64, ge=8)
-
-    def spec(self, context: int) -> GptSpec:
-        return GptSpec(
-            vocab_size=len(ALPHABET) + 2,
-            context=context,
-            layers=self.layers,
-            heads=self.heads,
-            width=self.width,
-        )
+VOCABULARY = len(ALPHABET) + 2  # characters, padding and the start / end token
 
 
 class LmStudentArm(ConfigModel):
-    name: str | None = None
-    loss: Loss = "forward_kl"
+    name: str | None = Field(None, description="label in tables and plots")
+    loss: Loss = Field(
+        "forward_kl", description="data, forward_kl, reverse_kl, jsd or seq_kd (module docstring)"
+    )
     beta: float = Field(0.5, ge=0.0, le=1.0, description="for jsd (forward_kl: 0, reverse_kl: 1)")
     on_policy: float = Field(0.0, ge=0.0, le=1.0, description="share of steps on own samples")
     top_k: int | None = Field(
@@ -101,25 +92,57 @@ class LmStudentArm(ConfigModel):
 class LmKdConfig(LoopConfig):
     """Token-level KD: forward KL, reverse KL, JSD, on-policy, sequence-level, data only."""
 
-    kind: Literal["distill.lm"] = "distill.lm"
-    generations: int = Field(0, ge=0)
-    test_plays: tuple[str, ...] = ("macbeth", "the-tempest")
-    context: int = Field(128, ge=8, description="start token + characters per document")
-    train_documents: int = Field(1000, ge=2)
-    test_documents: int = Field(200, ge=1)
-    teacher: Shape = Shape(layers=4, width=128)
-    student: Shape = Shape()
-    teacher_steps: int = Field(600, ge=1)
-    student_steps: int = Field(400, ge=1)
-    training: LmTrainConfig = LmTrainConfig(batch_size=16, learning_rate=2e-3, warmup_steps=30)
-    arms: tuple[LmStudentArm, ...] = Field((LmStudentArm(),), min_length=1)
-    checkpoint_every: int = Field(0, ge=0)
+    kind: Literal["distill.lm"] = Field(
+        "distill.lm", description="which experiment this recipe runs"
+    )
+    generations: int = Field(
+        0, ge=0, description="iterated generations after 0 (the student teaches)"
+    )
+    test_plays: tuple[str, ...] = Field(
+        ("macbeth", "the-tempest"), min_length=1, description="plays held out for the test"
+    )
+    train_documents: int = Field(1000, ge=2, description="documents of the training plays")
+    validation_documents: int = Field(
+        100, ge=1, description="other documents of the training plays, for the gate"
+    )
+    test_documents: int = Field(200, ge=1, description="documents of the test plays")
+    teacher: GptShape = Field(
+        GptShape(layers=4, width=128),
+        description="the teacher (context: start token + characters per document)",
+    )
+    student: GptShape = Field(GptShape(width=64), description="the student (same context)")
+    teacher_steps: int = Field(600, ge=1, description="teacher training steps")
+    student_steps: int = Field(400, ge=1, description="training steps per student")
+    training: LmTrainConfig = Field(
+        LmTrainConfig(batch_size=16, learning_rate=2e-3, warmup_steps=30),
+        description="optimizer settings (teacher and students)",
+    )
+    arms: tuple[LmStudentArm, ...] = Field(
+        (LmStudentArm(),), min_length=1, description="students distilled side by side"
+    )
+    checkpoint_every: int = Field(0, ge=0, description="seconds to replay: no snapshots")
+    gate: GateConfig = Field(
+        GateConfig(kind="no_regression", metric="val/nll", tolerance=0.02, higher_is_better=False),
+        description="iterated generations: keep a student no worse than its predecessor on "
+        "validation documents (nats per character)",
+    )
+
+    @model_validator(mode="after")
+    def _one_context(self) -> LmKdConfig:
+        if self.teacher.context != self.student.context:
+            raise ValueError("teacher.context and student.context differ: KD compares positions")
+        return self
+
+    @property
+    def context(self) -> int:
+        return self.student.context
 
 
 @dataclass(frozen=True)
 class Corpus:
     train: np.ndarray  # [N, L] character ids
-    test: np.ndarray
+    validation: np.ndarray  # [V, L] other windows of the training plays
+    test: np.ndarray  # [M, L] the test plays
 
 
 def corpus(config: LmKdConfig) -> Corpus:
@@ -127,13 +150,14 @@ def corpus(config: LmKdConfig) -> Corpus:
     length = config.context - 1
     train_plays = [p for p in shakespeare.play_names() if p not in config.test_plays]
 
-    def documents(plays: list[str], count: int) -> np.ndarray:
-        ids = np.array(tokenizer.encode(shakespeare.corpus(plays)), dtype=np.int64)
-        return spread_windows(ids, length, count)
+    def ids(plays: list[str]) -> np.ndarray:
+        return np.array(tokenizer.encode(shakespeare.corpus(plays)), dtype=np.int64)
 
+    train = ids(train_plays)
     return Corpus(
-        documents(train_plays, config.train_documents),
-        documents(list(config.test_plays), config.test_documents),
+        spread_windows(train, length, config.train_documents),
+        windows_between(train, length, config.validation_documents, config.train_documents),
+        spread_windows(ids(list(config.test_plays)), length, config.test_documents),
     )
 
 
@@ -154,7 +178,7 @@ def _documents_from(lm: LmModel, count: int, length: int, rng: np.random.Generat
 def distill_student(
     config: LmKdConfig, arm: LmStudentArm, teacher: LmModel, data: Corpus, rng: np.random.Generator
 ) -> LmModel:
-    fresh = initial_lm(config.student.spec(config.context), rng)
+    fresh = initial_lm(config.student.spec(VOCABULARY), rng)
     length = data.train.shape[1]
     if arm.loss in ("data", "seq_kd"):
         docs = (
@@ -222,6 +246,17 @@ class Distilled:
     student: LmModel
 
 
+@dataclass(frozen=True)
+class Targets:
+    """What the next student learns from: a teacher's next-token distributions (computed per
+    minibatch in `train`: on-policy steps need the student being trained) or its sampled
+    documents (seq_kd); `teacher` None: the real documents alone (the data baseline)."""
+
+    teacher: LmModel | None
+
+
+Kept = Sample[Targets]
+
 _TEACHERS: Newest[str, LmModel] = Newest()  # every arm of a run shares it
 
 
@@ -232,31 +267,43 @@ class Setup:
     data: Corpus
 
     def teacher(self) -> LmModel:
-        key = self.config.model_dump_json(exclude={"arms", "generations"})
+        key = self.config.model_dump_json(exclude={"arms", "generations", "gate"})
         return _TEACHERS.get(key, self._train_teacher)
 
     def _train_teacher(self) -> LmModel:
-        rng = stage_rng(self.config.seed, 0, "setup")
-        fresh = initial_lm(self.config.teacher.spec(self.config.context), rng)
+        rng = stage_rng(self.config.seed, 0, "setup/teacher")
+        fresh = initial_lm(self.config.teacher.spec(VOCABULARY), rng)
         examples = [Example((START,), tuple(d.tolist())) for d in self.data.train]
         return train_lm(fresh, examples, self.config.teacher_steps, self.config.training, rng)[0]
 
-    def initialize(self, rng: np.random.Generator) -> tuple[Distilled, Distilled]:
+    def initialize(self, rng: np.random.Generator) -> tuple[Distilled, Kept]:
         teacher = self.teacher()
         model = Distilled(teacher, distill_student(self.config, self.arm, teacher, self.data, rng))
-        return model, model
+        if self.arm.loss == "data":
+            return model, Sample(Targets(None), Provenance("real", 0, "training plays"))
+        return model, Sample(Targets(teacher), Provenance("synthetic", 0, "teacher"))
 
-    def train(self, incumbent: Distilled, kept: Distilled, rng: np.random.Generator) -> Distilled:
-        """Iterated: the student becomes the next teacher."""
-        del incumbent
-        student = distill_student(self.config, self.arm, kept.student, self.data, rng)
-        return Distilled(kept.student, student)
+    def next_targets(
+        self, model: Distilled, generation: int, rng: np.random.Generator
+    ) -> Targets | Sample[Targets]:
+        """Generate: iterated, the incumbent student becomes the next teacher (the engine
+        names it); the data baseline trains on the real documents again."""
+        del rng
+        if self.arm.loss == "data":
+            return Sample(Targets(None), Provenance("real", generation, "training plays"))
+        return Targets(model.student)
+
+    def train(self, incumbent: Distilled, kept: Kept, rng: np.random.Generator) -> Distilled:
+        teacher = kept.content.teacher or incumbent.student  # data: the teacher is unused
+        student = distill_student(self.config, self.arm, teacher, self.data, rng)
+        return Distilled(teacher, student)
 
     def evaluate(self, model: Distilled, generation: int, rng: np.random.Generator) -> Metrics:
         del generation, rng
         nll, speed = test_nll(model.student, self.data.test)
         teacher_nll, teacher_speed = test_nll(model.teacher, self.data.test)
         return {
+            "val/nll": test_nll(model.student, self.data.validation)[0],
             "eval/test_nll": nll,
             "eval/teacher_test_nll": teacher_nll,
             "model/parameters": float(model.student.num_parameters()),
@@ -271,14 +318,18 @@ def build_arms(config: LmKdConfig) -> list[Arm]:
     arms = []
     for arm in config.arms:
         setup = Setup(config, arm, data)
-        pipeline: Pipeline[Distilled, Distilled, Distilled, Distilled] = Pipeline(
+        pipeline: Pipeline[Distilled, Targets | Sample[Targets], Kept] = Pipeline(
             initialize=setup.initialize,
-            generate=pass_model,
-            verify=no_verification,
+            generate=setup.next_targets,
+            verify=unverified,  # a student trusts its teacher
             curate=keep_all,
             train=setup.train,
             evaluate=setup.evaluate,
+            gate=build_gate(config.gate),
             history_window=1,
         )
         arms.append(Arm(arm.label(), pipeline))
     return arms
+
+
+EXPERIMENT = Experiment(LmKdConfig, build_arms, lm_claims)

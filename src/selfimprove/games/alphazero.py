@@ -3,12 +3,15 @@
 initialize  random weights (seeded), nothing kept yet
 generate    self-play: `games_per_generation` games at once, batched PUCT with Dirichlet
             noise at the root, moves sampled from the visits for the first moves
-verify      the game outcome labels every position: nothing to filter
-curate      replay window: the positions of the last `replay_window` generations
+verify      a referee replays every game with the rules: each move legal, each position the
+            one the moves lead to, each value label the game's outcome (the game outcome is
+            the verdict; a generation whose games do not replay is not trained on)
+curate      replay window: the verified positions of the last `replay_window` generations
 train       policy + value loss on a copy of the incumbent's weights, symmetries added
 evaluate    against fixed ground truth: exact minimax (tic-tac-toe), Pons sets (Connect Four)
-gate        continuous updates (every candidate is kept); the fixed anchors above, not a
-            40-game arena, tell whether it improved (REFERENCES.md: small arenas are noise)
+gate        continuous updates (every candidate is kept, a named gate); the fixed anchors
+            above, not a 40-game arena, tell whether it improved (REFERENCES.md: small arenas
+            are noise). A recipe may set a no-regression gate on an anchor's metric instead.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from pydantic import Field, FilePath, model_validator
 
 from selfimprove.core.config import ConfigModel, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
-from selfimprove.core.records import Metrics, Provenance, ProvenanceCount, Verdict
-from selfimprove.core.stages import no_verification
+from selfimprove.core.experiment import Experiment
+from selfimprove.core.gates import build_gate
+from selfimprove.core.records import Metrics, Sample, Verdict
+from selfimprove.games.claims import alphazero_claims
 from selfimprove.games.evaluation import (
     TicTacToeReferee,
     ladder_metrics,
@@ -34,17 +39,17 @@ from selfimprove.games.mcts import SearchConfig, search
 from selfimprove.games.network import NetEvaluator, NetModel, NetSpec, initial_model
 from selfimprove.games.pons import PonsSet, load_pons
 from selfimprove.games.rules import ConnectFour, Game, Othello, TicTacToe
-from selfimprove.games.selfplay import Positions, self_play
+from selfimprove.games.selfplay import Positions, SelfPlaySettings, replay_failures, self_play
 from selfimprove.games.training import Symmetries, TrainConfig, dihedral, mirror_columns, train_net
 from selfimprove.games.workers import play_chunks
 
-Window = tuple[Positions, ...]
+Window = tuple[Sample[Positions], ...]  # stamped: each knows its generation and model
 
 
 class SelfPlayConfig(ConfigModel):
     games_per_generation: int = Field(128, ge=1, description="games played at once per generation")
     num_simulations: int = Field(50, ge=1, description="MCTS simulations per move")
-    c_puct: float = Field(1.5, gt=0)
+    c_puct: float = Field(1.5, gt=0, description="PUCT exploration constant")
     dirichlet_alpha: float = Field(0.5, gt=0, description="root noise concentration")
     dirichlet_fraction: float = Field(0.25, ge=0, le=1, description="root noise weight")
     temperature_moves: int = Field(4, ge=0, description="moves sampled from visits before argmax")
@@ -60,6 +65,14 @@ class SelfPlayConfig(ConfigModel):
         le=2,
         description="processes playing a generation's games (2: one more besides the loop's)",
     )
+
+    def search(self) -> SearchConfig:
+        return SearchConfig(
+            self.num_simulations, self.c_puct, self.dirichlet_alpha, self.dirichlet_fraction
+        )
+
+    def settings(self) -> SelfPlaySettings:
+        return SelfPlaySettings(self.temperature_moves, self.reuse_tree, self.gumbel_considered)
 
 
 class LadderAnchor(ConfigModel):
@@ -99,12 +112,18 @@ class EvaluationConfig(ConfigModel):
 class AlphaZeroConfig(LoopConfig):
     """Self-play from random weights and the rules only."""
 
-    kind: Literal["games.alphazero"] = "games.alphazero"
-    game: Literal["tictactoe", "connect4", "othello6"] = "tictactoe"
-    net: NetSpec = NetSpec()
-    self_play: SelfPlayConfig = SelfPlayConfig()
-    train: TrainConfig = TrainConfig()
-    evaluation: EvaluationConfig = EvaluationConfig()
+    kind: Literal["games.alphazero"] = Field(
+        "games.alphazero", description="which experiment this recipe runs"
+    )
+    game: Literal["tictactoe", "connect4", "othello6"] = Field(
+        "tictactoe", description="tictactoe, connect4 or othello6"
+    )
+    net: NetSpec = Field(NetSpec(), description="the policy/value network")
+    self_play: SelfPlayConfig = Field(SelfPlayConfig(), description="how games are played")
+    train: TrainConfig = Field(TrainConfig(), description="training on the replay window")
+    evaluation: EvaluationConfig = Field(
+        EvaluationConfig(), description="scoring against fixed anchors"
+    )
 
     @model_validator(mode="after")
     def _peers_play_connect4(self) -> AlphaZeroConfig:
@@ -113,14 +132,18 @@ class AlphaZeroConfig(LoopConfig):
         return self
 
 
+CONTINUOUS_UPDATES = "continuous updates: every candidate is kept; fixed anchors judge progress"
+
+
 def make_game(name: str) -> tuple[Game, Symmetries]:
     match name:
         case "tictactoe":
             return TicTacToe(), dihedral
         case "othello6":
             return Othello(), dihedral
-        case _:
+        case "connect4":
             return ConnectFour(), mirror_columns
+    raise ValueError(f"unknown game {name!r}")
 
 
 @dataclass(frozen=True)
@@ -141,23 +164,15 @@ class PlayChunk:
     game: Game
     config: SelfPlayConfig
     model: NetModel
-    generation: int
 
     def __call__(self, num_games: int, seed: int | np.random.Generator) -> Positions:
-        c = self.config
-        search_config = SearchConfig(
-            c.num_simulations, c.c_puct, c.dirichlet_alpha, c.dirichlet_fraction
-        )
         return self_play(
             self.game,
             NetEvaluator.of(self.model),
-            search_config,
+            self.config.search(),
             num_games,
-            c.temperature_moves,
-            self.generation,
             np.random.default_rng(seed),  # a Generator passes through unchanged
-            c.reuse_tree,
-            c.gumbel_considered,
+            self.config.settings(),
         )
 
 
@@ -167,10 +182,28 @@ class SelfPlay:
     config: SelfPlayConfig
 
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Positions:
-        play = PlayChunk(self.game, self.config, model, generation)
+        del generation  # the engine stamps the positions with it
+        play = PlayChunk(self.game, self.config, model)
         if self.config.workers == 1:
             return play(self.config.games_per_generation, rng)
         return play_chunks(play, self.config.games_per_generation, self.config.workers, rng)
+
+
+@dataclass(frozen=True)
+class Referee:
+    """Verify: replay every game of the generation with the rules (`replay_failures`)."""
+
+    game: Game
+
+    def __call__(self, samples: Positions, rng: np.random.Generator) -> Verdict:
+        del rng
+        failed = int(replay_failures(self.game, samples).sum())
+        return Verdict(
+            failed == 0,
+            "referee: games replayed with the rules",
+            1 - failed / max(samples.num_games, 1),
+            f"{samples.num_games - failed} of {samples.num_games} games confirmed",
+        )
 
 
 @dataclass(frozen=True)
@@ -179,14 +212,17 @@ class ReplayWindow:
 
     def __call__(
         self,
-        scored: Positions,
+        scored: Sample[Positions],
         history: Sequence[Window],
         generation: int,
         rng: np.random.Generator,
     ) -> Window:
         del rng
         previous = history[-1] if history else ()
-        return (*(p for p in previous if p.generation > generation - self.generations), scored)
+        recent = (p for p in previous if p.provenance.generation > generation - self.generations)
+        verdict = scored.provenance.verdict
+        confirmed = (scored,) if verdict is not None and verdict.passed else ()
+        return (*recent, *confirmed)
 
 
 @dataclass(frozen=True)
@@ -195,7 +231,8 @@ class TrainOnWindow:
     symmetries: Symmetries
 
     def __call__(self, incumbent: NetModel, kept: Window, rng: np.random.Generator) -> NetModel:
-        return train_net(incumbent, kept, self.config, self.symmetries, rng)
+        positions = [sample.content for sample in kept]
+        return train_net(incumbent, positions, self.config, self.symmetries, rng)
 
 
 @dataclass(frozen=True)
@@ -236,17 +273,6 @@ class EvaluateAgainstAnchors:
         return metrics
 
 
-def describe(kept: Window) -> tuple[ProvenanceCount, ...]:
-    verdict = Verdict(True, "game outcome")
-    return tuple(
-        ProvenanceCount(
-            Provenance("synthetic", p.generation, f"generation-{p.generation - 1}", verdict),
-            len(p.values),
-        )
-        for p in kept
-    )
-
-
 def _pons_sets(config: AlphaZeroConfig) -> tuple[PonsSet, ...]:
     """Connect Four's Pons sets, cut to `pons_positions` each; none for other games."""
     table = config.evaluation.pons_table
@@ -263,15 +289,15 @@ def build_arms(config: AlphaZeroConfig) -> list[Arm]:
         if config.game == "tictactoe"
         else EvaluateAgainstAnchors(game, config.evaluation, _pons_sets(config))
     )
-    pipeline: Pipeline[NetModel, Positions, Positions, Window] = Pipeline(
+    pipeline: Pipeline[NetModel, Positions, Window] = Pipeline(
         initialize=RandomWeights(game, config.net),
         generate=SelfPlay(game, config.self_play),
-        verify=no_verification,
+        verify=Referee(game),
         curate=ReplayWindow(config.train.replay_window),
         train=TrainOnWindow(config.train, symmetries),
         evaluate=evaluate,
+        gate=build_gate(config.gate, CONTINUOUS_UPDATES),
         history_window=1,  # the newest window already holds every generation still in use
-        describe=describe,
     )
     return [Arm(f"alphazero-{config.game}", pipeline)]
 
@@ -293,3 +319,6 @@ def agent_move(
         rng,
     )
     return int(result.best_action[0]), float(result.value[0])
+
+
+EXPERIMENT = Experiment(AlphaZeroConfig, build_arms, alphazero_claims)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from selfimprove.core.records import Claim, Metrics
-from selfimprove.games.alphazero import AlphaZeroConfig
+from typing import TYPE_CHECKING
 
-Table = dict[str, dict[int, Metrics]]
+from selfimprove.core.experiment import Measured, Table
+from selfimprove.core.records import Claim
+
+if TYPE_CHECKING:  # the method file imports these claims for its Experiment record
+    from selfimprove.games.alphazero import AlphaZeroConfig
 
 
-def alphazero_claims(config: AlphaZeroConfig, table: Table) -> list[Claim]:
+def alphazero_claims(config: AlphaZeroConfig, measured: Measured) -> list[Claim]:
     """Tic-tac-toe: perfect play from random weights, checked exhaustively against minimax."""
+    table = measured.metrics
     if config.game == "connect4":
         return connect4_claims(config, table)
     found = []

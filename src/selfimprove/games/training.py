@@ -20,9 +20,9 @@ Symmetries = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 class TrainConfig(ConfigModel):
     steps: int = Field(200, ge=1, description="optimizer steps per generation")
-    batch_size: int = Field(128, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(128, ge=1, description="positions per optimizer step")
+    learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
     replay_window: int = Field(
         4, ge=1, description="train on the positions of this many recent generations"
     )

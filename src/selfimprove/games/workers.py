@@ -33,13 +33,15 @@ def chunk_sizes(num_games: int, workers: int) -> list[int]:
 
 
 def merge(parts: list[Positions]) -> Positions:
-    """One generation's positions from its chunks, in chunk order."""
+    """One generation's positions from its chunks, in chunk order (games renumbered)."""
+    offsets = np.cumsum([0] + [p.num_games for p in parts[:-1]])
     return Positions(
         np.concatenate([p.boards for p in parts]),
         np.concatenate([p.policies for p in parts]),
         np.concatenate([p.values for p in parts]),
         np.concatenate([p.search_values for p in parts]),
-        parts[0].generation,
+        np.concatenate([p.games + offset for p, offset in zip(parts, offsets, strict=True)]),
+        np.concatenate([p.actions for p in parts]),
         sum(p.num_games for p in parts),
     )
 

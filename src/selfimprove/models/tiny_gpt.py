@@ -450,10 +450,12 @@ def document_nll(model: LmModel, documents: np.ndarray, batch: int = 200) -> np.
 
 
 class LmTrainConfig(ConfigModel):
-    batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int = Field(20, ge=0)
+    batch_size: int = Field(64, ge=1, description="sequences per optimizer step")
+    learning_rate: float = Field(1e-3, gt=0, description="peak AdamW learning rate")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    warmup_steps: int = Field(
+        20, ge=0, description="linear warm-up steps, then cosine decay to a tenth of the rate"
+    )
 
 
 @dataclass(frozen=True)

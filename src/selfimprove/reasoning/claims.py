@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from selfimprove.core.records import Claim, Metrics
-from selfimprove.reasoning.star import StarConfig
+from typing import TYPE_CHECKING
 
-Table = dict[str, dict[int, Metrics]]
+from selfimprove.core.experiment import Measured, carried
+from selfimprove.core.records import Claim, Metrics
+
+if TYPE_CHECKING:  # the method files import these claims for their Experiment records
+    from selfimprove.reasoning.star import StarConfig
+    from selfimprove.reasoning.synthesis import SynthesisConfig
+
 ACCURACY = "eval/accuracy_trained_lengths"
 
 
@@ -13,11 +18,12 @@ def _first_reaching(series: dict[int, Metrics], key: str, level: float) -> int |
     return next((g for g in sorted(series) if series[g].get(key, 0.0) >= level), None)
 
 
-def star_claims(
-    config: StarConfig, table: Table, minutes: dict[str, dict[int, float]] | None = None
-) -> list[Claim]:
-    """`minutes`: arm -> generation -> compute minutes so far (the process's CPU time; for
-    runs that did not record it, wall time, an upper bound for a one-thread process)."""
+def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
+    """The claims read the model each arm carried (a candidate the gate rejected is not the
+    model); the time claim reads compute minutes (the process's CPU time; for runs that did
+    not record it, wall time, an upper bound for a one-thread process)."""
+    table = {arm: carried(measured, arm) for arm in measured.metrics}
+    minutes = measured.cpu_minutes
     found: list[Claim] = []
     target = config.target_accuracy
     star = table.get("star")
@@ -39,7 +45,7 @@ def star_claims(
                 last[ACCURACY] > target,
             )
         )
-        clock = (minutes or {}).get("star", {})
+        clock = minutes.get("star", {})
         reached = _first_reaching(star, ACCURACY, target + 1e-12)
         if clock:
             when = "never" if reached is None else f"generation {reached}, {clock[reached]:.1f} min"
@@ -100,10 +106,13 @@ def _one_by_one(config: StarConfig, plain: dict[int, Metrics], star: dict[int, M
     return Claim(text, measured, spread(a, plain) > spread(b, star))
 
 
-def synthesis_claims(table: Table) -> list[Claim]:
-    """Execution filtering improves the model on specifications it never trained on."""
+def synthesis_claims(config: SynthesisConfig, measured: Measured) -> list[Claim]:
+    """Execution filtering improves the model on specifications it never trained on (the
+    model each arm carried: a rejected candidate is not the model)."""
+    del config
     found = []
-    for arm, series in table.items():
+    for arm in measured.metrics:
+        series = carried(measured, arm)
         first, n = series[0], max(series)
         last = series[n]
         found.append(

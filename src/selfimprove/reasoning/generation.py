@@ -1,5 +1,5 @@
-"""What the reasoning loops share: the model's shape in a recipe, and batched completion of
-text prompts with a tokenizer."""
+"""What the reasoning loops share: the self-training step budget, the `Trained` record, and
+batched completion of text prompts with a tokenizer."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from selfimprove.core.config import ConfigModel
 from selfimprove.models.tiny_gpt import (
     EOS,
     Example,
-    GptSpec,
     LanguageModel,
     LmModel,
     LmTrainConfig,
@@ -37,7 +35,7 @@ class SelfTrainConfig(LmTrainConfig):
         ge=1,
         description="fewest steps per generation (restarting: never fewer than seed_steps)",
     )
-    max_steps: int = Field(3000, ge=1)
+    max_steps: int = Field(3000, ge=1, description="most steps per generation")
     restart: bool = Field(
         True, description="fine-tune the base model each generation (STaR); false: continue"
     )
@@ -48,16 +46,6 @@ class SelfTrainConfig(LmTrainConfig):
         wanted = math.ceil(self.epochs * sum(e.tokens for e in examples) / per_step)
         fewest = max(self.min_steps, self.seed_steps) if self.restart else self.min_steps
         return int(min(max(wanted, fewest), max(self.max_steps, fewest)))
-
-
-class ModelShape(ConfigModel):
-    context: int = Field(128, ge=16, description="prompt + completion, in characters")
-    layers: int = Field(2, ge=1)
-    heads: int = Field(4, ge=1)
-    width: int = Field(128, ge=8)
-
-    def spec(self, tokenizer: Tokenizer) -> GptSpec:
-        return GptSpec(vocab_size=tokenizer.vocab_size, **self.model_dump())
 
 
 def text_example(tokenizer: Tokenizer, prompt: str, completion: str) -> Example:

@@ -2,16 +2,21 @@
 
 initialize  the base model (random weights) trained on a few worked rationales per digit
             length (the seed set), shown with and without the answer hint
-generate    a greedy rationale for every answer-only training problem; for the failures,
-            rationalization: generate again with the gold answer as a hint (`29+57 ?86`)
-verify      keep a rationale when its final answer is right; separately record whether its
-            working is right (right answers with wrong working slip through: measured)
-curate      this generation's kept rationales, stored under the prompt WITHOUT the hint
+generate    a greedy rationale for every answer-only training problem
+verify      the answer check: a rationale passes when its final answer is right (swappable:
+            `verifier: working` passes only rationales whose every line is right)
+revise      rationalization: for each rationale that failed, generate again with the gold
+            answer as a hint (`29+57 ?86`); verified the same way (revision 1)
+curate      this generation's passing rationales, stored under the prompt WITHOUT the hint;
+            how many of them have wrong working is measured (right answers with wrong
+            working slip through an answer check)
 train       fine-tune from the base model (or continue from the incumbent) on seed + kept,
             with a token budget that grows with the kept set
 evaluate    greedy accuracy on held-out problems per digit length, lengths never trained on
             included
-gate        continue (every candidate is kept; the per-length curves tell the story)
+gate        no regression: a candidate whose accuracy on validation problems (trained
+            lengths, never trained on, apart from the held-out test) falls by more than the
+            tolerance is rejected and the incumbent carries on
 
 Arms in one run: `star`, `star_no_rationalization`, and `direct` (the same problems with
 answers only, no rationales; given at least STaR's training tokens every generation).
@@ -27,19 +32,21 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from selfimprove.core.config import LoopConfig
+from selfimprove.core.config import GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline, no_summary
-from selfimprove.core.records import Metrics, Provenance, ProvenanceCount, Verdict
+from selfimprove.core.experiment import Experiment
+from selfimprove.core.gates import build_gate
+from selfimprove.core.records import Metrics, Provenance, Sample, Verdict
 from selfimprove.core.seeding import stage_rng
-from selfimprove.core.stages import no_verification
+from selfimprove.models.shape import GptShape
 from selfimprove.models.tiny_gpt import (
     CharTokenizer,
     Example,
     LmModel,
     initial_lm,
 )
+from selfimprove.reasoning.claims import star_claims
 from selfimprove.reasoning.generation import (
-    ModelShape,
     SamplingConfig,
     SelfTrainConfig,
     Trained,
@@ -56,6 +63,7 @@ from selfimprove.reasoning.tasks import (
 )
 
 ArmKind = Literal["star", "star_no_rationalization", "direct"]
+Checker = Literal["answer", "working"]
 TOKENIZER = CharTokenizer(ALPHABET)
 
 
@@ -66,19 +74,41 @@ class StarTrainConfig(SelfTrainConfig):
 class StarConfig(LoopConfig):
     """Verifier-filtered self-training on arithmetic with a per-digit scratchpad."""
 
-    kind: Literal["reasoning.star"] = "reasoning.star"
-    operation: Operation = "add"
-    train_digits: tuple[int, ...] = Field((1, 2, 3, 4, 5), min_length=1)
+    kind: Literal["reasoning.star"] = Field(
+        "reasoning.star", description="which experiment this recipe runs"
+    )
+    operation: Operation = Field("add", description="add: n-digit addition; mul1: times a digit")
+    train_digits: tuple[int, ...] = Field(
+        (1, 2, 3, 4, 5), min_length=1, description="operand lengths trained on"
+    )
     eval_digits: tuple[int, ...] = Field(
         (1, 2, 3, 4, 5, 6), min_length=1, description="held-out lengths; may include untrained"
     )
     seed_per_length: int = Field(10, ge=1, description="worked rationales per trained length")
     problems_per_length: int = Field(400, ge=1, description="answer-only problems per length")
-    eval_per_length: int = Field(200, ge=1)
-    arms: tuple[ArmKind, ...] = Field(("star", "star_no_rationalization", "direct"), min_length=1)
-    model: ModelShape = ModelShape()
-    train: StarTrainConfig = StarTrainConfig()
+    eval_per_length: int = Field(200, ge=1, description="held-out test problems per length")
+    validation_per_length: int = Field(
+        50,
+        ge=1,
+        description="validation problems per trained length (the gate's; never trained on)",
+    )
+    verifier: Checker = Field(
+        "answer",
+        description="STaR arms keep a rationale when: answer: its final answer is right; "
+        "working: every line of its working is right",
+    )
+    arms: tuple[ArmKind, ...] = Field(
+        ("star", "star_no_rationalization", "direct"),
+        min_length=1,
+        description="star, star_no_rationalization, direct (answers only, no rationales)",
+    )
+    model: GptShape = Field(GptShape(), description="the tiny GPT (context in characters)")
+    train: StarTrainConfig = Field(StarTrainConfig(), description="fine-tuning settings")
     sample_batch: int = Field(512, ge=1, description="prompts sampled at once")
+    gate: GateConfig = Field(
+        GateConfig(kind="no_regression", metric="val/accuracy", tolerance=0.05),
+        description="keep a candidate unless its validation accuracy falls by more than 0.05",
+    )
     target_accuracy: float = Field(
         0.9, gt=0, le=1, description="the claim's bar for held-out accuracy on trained lengths"
     )
@@ -92,13 +122,11 @@ class StarConfig(LoopConfig):
 
 @dataclass(frozen=True)
 class Attempt:
-    """One generated rationale and its verdicts."""
+    """One rationale for one problem (its verdict is the verifier's, in its provenance)."""
 
     problem: Problem
     completion: str
     rationalized: bool  # produced with the answer hint (stored without it)
-    answer_ok: bool
-    working_ok: bool
 
 
 @dataclass(frozen=True)
@@ -106,9 +134,13 @@ class Kept:
     """What one generation trains on beside the seed set, and how it was obtained."""
 
     generation: int
-    attempts: tuple[Attempt, ...]  # kept attempts (answer right)
+    samples: tuple[Sample[Attempt], ...]  # the rationales that passed, stamped
     pool: int  # problems attempted
-    first_try: int  # answered right without the hint
+    first_try: int  # passed without the hint
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        return tuple(sample.content for sample in self.samples)
 
 
 def _example(prompt: str, completion: str) -> Example:
@@ -137,10 +169,11 @@ class Data:
     seed: tuple[Problem, ...]
     pool: tuple[Problem, ...]
     held_out: dict[int, tuple[Problem, ...]]
+    validation: tuple[Problem, ...]  # trained lengths, for the gate
 
     @classmethod
     def of(cls, config: StarConfig) -> Data:
-        rng = stage_rng(config.seed, 0, "setup")
+        rng = stage_rng(config.seed, 0, "setup/problems")
         seen: set[tuple[int, int]] = set()
 
         def fresh(digits: int, count: int) -> tuple[Problem, ...]:
@@ -157,7 +190,8 @@ class Data:
         held_out = {d: fresh(d, config.eval_per_length) for d in config.eval_digits}
         seed = sum((fresh(d, config.seed_per_length) for d in config.train_digits), ())
         pool = sum((fresh(d, config.problems_per_length) for d in config.train_digits), ())
-        return cls(seed, pool, held_out)
+        validation = sum((fresh(d, config.validation_per_length) for d in config.train_digits), ())
+        return cls(seed, pool, held_out, validation)
 
 
 # --- stages ----------------------------------------------------------------------------
@@ -187,42 +221,82 @@ class Initialize:
 
 @dataclass(frozen=True)
 class GenerateRationales:
+    """Generate: a greedy rationale for every problem of the pool (no judging here)."""
+
     pool: tuple[Problem, ...]
-    rationalize: bool
     max_new: int
     batch: int
 
-    def __call__(self, model: Trained, generation: int, rng: np.random.Generator) -> Kept:
-        prompts = [p.prompt() for p in self.pool]
-        completions = _complete(model.lm, prompts, self.max_new, self.batch, rng)
-        attempts = [_attempt(p, c, False) for p, c in zip(self.pool, completions, strict=True)]
-        first_try = sum(a.answer_ok for a in attempts)
-        if self.rationalize:
-            failed = [i for i, a in enumerate(attempts) if not a.answer_ok]
-            hinted = [self.pool[i].prompt(hint=True) for i in failed]
-            retried = _complete(model.lm, hinted, self.max_new, self.batch, rng)
-            for i, completion in zip(failed, retried, strict=True):
-                attempts[i] = _attempt(self.pool[i], completion, True)
-        kept = tuple(a for a in attempts if a.answer_ok)
-        return Kept(generation, kept, len(self.pool), first_try)
+    def __call__(self, model: Trained, generation: int, rng: np.random.Generator) -> list[Attempt]:
+        del generation
+        completions = _complete(
+            model.lm, [p.prompt() for p in self.pool], self.max_new, self.batch, rng
+        )
+        return [Attempt(p, c, False) for p, c in zip(self.pool, completions, strict=True)]
 
 
-def _attempt(problem: Problem, completion: str, rationalized: bool) -> Attempt:
-    return Attempt(
-        problem,
-        completion,
-        rationalized,
-        answer_correct(problem, completion),
-        working_correct(problem, completion),
-    )
+@dataclass(frozen=True)
+class CheckRationales:
+    """Verify: `answer` reads the final answer line; `working` checks every line of the
+    working (and the answer), so a right answer reached by wrong working fails."""
+
+    checker: Checker
+
+    def __call__(
+        self, samples: Sequence[Attempt | Sample[Attempt]], rng: np.random.Generator
+    ) -> list[Verdict]:
+        del rng
+        check = answer_correct if self.checker == "answer" else working_correct
+        verdicts = []
+        for item in samples:
+            attempt = item.content if isinstance(item, Sample) else item
+            verdicts.append(
+                Verdict(check(attempt.problem, attempt.completion), f"{self.checker} check")
+            )
+        return verdicts
 
 
-def keep_newest(
-    scored: Kept, history: Sequence[Kept], generation: int, rng: np.random.Generator
+@dataclass(frozen=True)
+class Rationalize:
+    """Revise: for every first try that failed, a rationale generated with the gold answer
+    as a hint; stored as the attempt for the plain prompt (the hint is not kept)."""
+
+    max_new: int
+    batch: int
+
+    def __call__(
+        self,
+        model: Trained,
+        scored: Sequence[Sample[Attempt]],
+        generation: int,
+        rng: np.random.Generator,
+    ) -> list[Attempt]:
+        del generation
+        failed = [
+            s.content.problem for s in scored if s.provenance.revision == 0 and not _passed(s)
+        ]
+        hinted = _complete(
+            model.lm, [p.prompt(hint=True) for p in failed], self.max_new, self.batch, rng
+        )
+        return [Attempt(p, c, True) for p, c in zip(failed, hinted, strict=True)]
+
+
+def _passed(sample: Sample[Attempt]) -> bool:
+    verdict = sample.provenance.verdict
+    return verdict is not None and verdict.passed is True
+
+
+def keep_passed(
+    scored: Sequence[Sample[Attempt]],
+    history: Sequence[Kept],
+    generation: int,
+    rng: np.random.Generator,
 ) -> Kept:
-    """STaR trains on what this generation got right (not on earlier generations' sets)."""
-    del history, generation, rng
-    return scored
+    """Curate: this generation's passing rationales (STaR does not replay earlier sets)."""
+    del history, rng
+    first_tries = [s for s in scored if s.provenance.revision == 0]
+    kept = tuple(s for s in scored if _passed(s))
+    return Kept(generation, kept, len(first_tries), sum(_passed(s) for s in first_tries))
 
 
 @dataclass(frozen=True)
@@ -244,19 +318,23 @@ class FineTune:
 
 @dataclass(frozen=True)
 class DirectAnswers:
-    """The direct baseline's 'generation': the gold answers of the whole pool, no rationale."""
+    """The direct baseline's 'generation': the gold answers of the whole pool, no rationale
+    (real data, named as such: no model made it)."""
 
     pool: tuple[Problem, ...]
 
-    def __call__(self, model: Trained, generation: int, rng: np.random.Generator) -> Kept:
+    def __call__(
+        self, model: Trained, generation: int, rng: np.random.Generator
+    ) -> list[Sample[Attempt]]:
         del model, rng
-        attempts = tuple(Attempt(p, p.direct(), False, True, False) for p in self.pool)
-        return Kept(generation, attempts, len(self.pool), len(self.pool))
+        gold = Provenance("real", generation, "gold answers")
+        return [Sample(Attempt(p, p.direct(), False), gold) for p in self.pool]
 
 
 @dataclass(frozen=True)
 class Evaluate:
     held_out: dict[int, tuple[Problem, ...]]
+    validation: tuple[Problem, ...]
     train_digits: tuple[int, ...]
     max_new: int
     batch: int
@@ -267,7 +345,12 @@ class Evaluate:
         completions = _complete(
             model.lm, [p.prompt() for p in problems], self.max_new, self.batch, rng
         )
+        checked = _complete(
+            model.lm, [p.prompt() for p in self.validation], self.max_new, self.batch, rng
+        )
+        validated = [answer_correct(p, c) for p, c in zip(self.validation, checked, strict=True)]
         metrics: Metrics = {
+            "val/accuracy": float(np.mean(validated)),
             "train/tokens": float(model.tokens),
             "train/tokens_total": float(model.total_tokens),
             "model/parameters": float(model.lm.num_parameters()),
@@ -290,7 +373,8 @@ def summarize(kept: Kept) -> Metrics:
         return {}
     attempts = kept.attempts
     rationalized = sum(a.rationalized for a in attempts)
-    wrong_working = sum(not a.working_ok for a in attempts)
+    # measured, not filtered: how many kept rationales reach the answer by wrong working
+    wrong_working = sum(not working_correct(a.problem, a.completion) for a in attempts)
     return {
         "kept/fraction": len(attempts) / kept.pool,
         "kept/first_try_fraction": kept.first_try / kept.pool,
@@ -299,24 +383,16 @@ def summarize(kept: Kept) -> Metrics:
     }
 
 
-def describe(kept: Kept) -> tuple[ProvenanceCount, ...]:
-    counts: dict[Provenance, int] = {}
-    for a in kept.attempts:
-        how = "answer right, with hint" if a.rationalized else "answer right"
-        p = Provenance(
-            "synthetic", kept.generation, f"generation-{kept.generation - 1}", Verdict(True, how)
-        )
-        counts[p] = counts.get(p, 0) + 1
-    return tuple(ProvenanceCount(p, n) for p, n in counts.items())
-
-
 def build_arms(config: StarConfig) -> list[Arm]:
     data = Data.of(config)
-    spec = config.model.spec(TOKENIZER)
-    base = initial_lm(spec, stage_rng(config.seed, 1, "setup"))
+    spec = config.model.spec(TOKENIZER.vocab_size)
+    base = initial_lm(spec, stage_rng(config.seed, 0, "setup/base-weights"))
     longest = max(len(p.rationale()) for d in data.held_out.values() for p in d)
     max_new = min(longest + 8, spec.context)
-    evaluate = Evaluate(data.held_out, config.train_digits, max_new, config.sample_batch)
+    evaluate = Evaluate(
+        data.held_out, data.validation, config.train_digits, max_new, config.sample_batch
+    )
+    gate = build_gate(config.gate)
     arms = []
     for kind in config.arms:
         direct = kind == "direct"
@@ -324,8 +400,9 @@ def build_arms(config: StarConfig) -> list[Arm]:
         generate: GenerateRationales | DirectAnswers = (
             DirectAnswers(data.pool)
             if direct
-            else GenerateRationales(data.pool, kind == "star", max_new, config.sample_batch)
+            else GenerateRationales(data.pool, max_new, config.sample_batch)
         )
+        rationalize = Rationalize(max_new, config.sample_batch) if kind == "star" else None
         seed_steps, direct_steps = config.train.seed_steps, None
         if direct:
             # At least STaR's tokens, in more (shorter) steps: STaR's budget if it kept every
@@ -339,15 +416,17 @@ def build_arms(config: StarConfig) -> list[Arm]:
             seed_steps = _matching_steps(seed_steps, _mean_tokens(star_seed), seed)
             every = [*seed, *(_example(p.prompt(), p.direct()) for p in data.pool)]
             direct_steps = _matching_steps(star_steps, star_mean, every)
-        pipeline: Pipeline[Trained, Kept, Kept, Kept] = Pipeline(
+        pipeline: Pipeline[Trained, list[Attempt] | list[Sample[Attempt]], Kept] = Pipeline(
             initialize=Initialize(base, seed, config.train, seed_steps),
             generate=generate,
-            verify=no_verification,  # the verdicts are taken while generating (answer check)
-            curate=keep_newest,
+            # gold answers have no working to check: the direct arm's check is the answer's
+            verify=CheckRationales("answer" if direct else config.verifier),
+            revise=rationalize,
+            curate=keep_passed,
             train=FineTune(base, seed, config.train, direct_steps),
             evaluate=evaluate,
+            gate=gate,
             history_window=1,
-            describe=describe,
             summarize=no_summary if direct else summarize,
         )
         arms.append(Arm(kind, pipeline))
@@ -355,15 +434,28 @@ def build_arms(config: StarConfig) -> list[Arm]:
 
 
 def export_records(kept: Kept) -> list[dict[str, object]]:
-    """Kept rationales as TRL prompt/completion records (prompt without the hint), with the
-    verdicts as extra columns."""
-    return [
-        {
-            "prompt": a.problem.prompt(),
-            "completion": a.completion,
-            "generation": kept.generation,
-            "rationalized": a.rationalized,
-            "working_correct": a.working_ok,
-        }
-        for a in kept.attempts
-    ]
+    """Kept rationales as TRL prompt/completion records (prompt without the hint), with their
+    provenance and verdict as extra columns."""
+    records: list[dict[str, object]] = []
+    for sample in kept.samples:
+        attempt, origin = sample.content, sample.provenance
+        verdict = origin.verdict
+        records.append(
+            {
+                "prompt": attempt.problem.prompt(),
+                "completion": attempt.completion,
+                "source": origin.source,
+                "generation": origin.generation,
+                "model": origin.model,
+                "arm": origin.arm,
+                "verifier": None if verdict is None else verdict.verifier,
+                "passed": None if verdict is None else verdict.passed,
+                "revision": origin.revision,
+                "rationalized": attempt.rationalized,
+                "working_correct": working_correct(attempt.problem, attempt.completion),
+            }
+        )
+    return records
+
+
+EXPERIMENT = Experiment(StarConfig, build_arms, star_claims, export_records)

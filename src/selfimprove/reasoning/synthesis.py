@@ -7,11 +7,14 @@ generate    `samples_per_spec` programs sampled for every specification of the p
 verify      each distinct program runs in the sandbox on the specification's tests; the
             verdict records the isolation level it ran under
 curate      keep one passing program per specification, newest first, merged with what
-            earlier generations kept
+            earlier generations kept (each with its provenance: the generation and model
+            that wrote it, the sandbox's verdict)
 train       fine-tune from the base model on seed + kept (token budget grows with the kept set)
 evaluate    greedy pass rate on held-out specifications (compositions never trained on),
             per pipeline length, run in the sandbox
-gate        continue
+gate        no regression: a candidate whose pass rate on validation specifications (three
+            steps, never trained on, apart from the held-out test) falls by more than the
+            tolerance is rejected
 """
 
 from __future__ import annotations
@@ -24,18 +27,21 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from selfimprove.core.config import LoopConfig
+from selfimprove.core.config import GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
-from selfimprove.core.records import Metrics, Provenance, ProvenanceCount, Verdict
+from selfimprove.core.experiment import Experiment
+from selfimprove.core.gates import build_gate
+from selfimprove.core.records import Metrics, Sample, Verdict
 from selfimprove.core.seeding import stage_rng
+from selfimprove.models.shape import GptShape
 from selfimprove.models.tiny_gpt import (
     Example,
     LmModel,
     PieceTokenizer,
     initial_lm,
 )
+from selfimprove.reasoning.claims import synthesis_claims
 from selfimprove.reasoning.generation import (
-    ModelShape,
     SamplingConfig,
     SelfTrainConfig,
     Trained,
@@ -58,22 +64,31 @@ class SynthesisTrainConfig(SelfTrainConfig):
 class SynthesisConfig(LoopConfig):
     """Programs for list transformations, kept when they pass their tests in the sandbox."""
 
-    kind: Literal["reasoning.synthesis"] = "reasoning.synthesis"
+    kind: Literal["reasoning.synthesis"] = Field(
+        "reasoning.synthesis", description="which experiment this recipe runs"
+    )
     seed_pairs: int = Field(8, ge=0, description="worked two-step programs (all one-step ones too)")
     seed_triples: int = Field(0, ge=0, description="worked three-step programs")
     pool_pairs: int = Field(40, ge=1, description="two-step specifications without programs")
     pool_triples: int = Field(40, ge=0, description="three-step specifications without programs")
-    held_out_pairs: int = Field(30, ge=1)
-    held_out_triples: int = Field(30, ge=0)
-    tests_per_spec: int = Field(5, ge=1)
-    samples_per_spec: int = Field(4, ge=1)
-    temperature: float = Field(0.8, ge=0)
+    held_out_pairs: int = Field(30, ge=1, description="two-step test specifications")
+    held_out_triples: int = Field(30, ge=0, description="three-step test specifications")
+    validation_triples: int = Field(
+        20, ge=1, description="three-step specifications for the gate (never trained on)"
+    )
+    tests_per_spec: int = Field(5, ge=1, description="test inputs per specification")
+    samples_per_spec: int = Field(4, ge=1, description="programs sampled per specification")
+    temperature: float = Field(0.8, ge=0, allow_inf_nan=False, description="sampling temperature")
     require_isolation: Isolation = Field(
         "rlimits", description="the weakest sandbox accepted (bwrap > namespaces > rlimits)"
     )
-    model: ModelShape = ModelShape(context=128, layers=2, heads=4, width=128)
-    train: SynthesisTrainConfig = SynthesisTrainConfig()
-    sample_batch: int = Field(256, ge=1)
+    model: GptShape = Field(GptShape(), description="the tiny GPT (context in tokens)")
+    train: SynthesisTrainConfig = Field(SynthesisTrainConfig(), description="fine-tuning")
+    sample_batch: int = Field(256, ge=1, description="prompts sampled at once")
+    gate: GateConfig = Field(
+        GateConfig(kind="no_regression", metric="val/pass_rate", tolerance=0.1),
+        description="keep a candidate unless its validation pass rate falls by more than 0.1",
+    )
 
 
 @dataclass(frozen=True)
@@ -90,17 +105,16 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Judged:
-    candidate: Candidate
-    verdict: RunVerdict
-
-
-@dataclass(frozen=True)
 class Kept:
     generation: int
-    programs: dict[str, str]  # spec prompt -> a passing program (all generations so far)
-    verdicts: tuple[Judged, ...]  # this generation's
+    programs: dict[str, Sample[Candidate]]  # spec prompt -> a passing program, all generations
+    judged: tuple[Sample[Candidate], ...]  # this generation's programs with their verdicts
     pool: int
+
+    @property
+    def samples(self) -> tuple[Sample[Candidate], ...]:
+        """What the next model trains on, with provenance (for the store's counts)."""
+        return tuple(self.programs.values())
 
 
 @dataclass(frozen=True)
@@ -108,10 +122,11 @@ class Tasks:
     seed: tuple[Spec, ...]
     pool: tuple[Task, ...]
     held_out: tuple[Task, ...]
+    validation: tuple[Task, ...]
 
     @classmethod
     def of(cls, config: SynthesisConfig) -> Tasks:
-        rng = stage_rng(config.seed, 0, "setup")
+        rng = stage_rng(config.seed, 0, "setup/specifications")
         singles = all_specs([1])
         pairs = [all_specs([2])[i] for i in rng.permutation(len(all_specs([2])))]
         triples = [all_specs([3])[i] for i in rng.permutation(len(all_specs([3])))]
@@ -131,7 +146,14 @@ class Tasks:
         held = [*pairs[n_seed + n_pool : n_seed + n_pool + n_held]]
         start = n_tri + config.pool_triples
         held += triples[start : start + config.held_out_triples]
-        return cls(seed, tuple(task(s) for s in pool), tuple(task(s) for s in held))
+        start += config.held_out_triples
+        validation = triples[start : start + config.validation_triples]
+        return cls(
+            seed,
+            tuple(task(s) for s in pool),
+            tuple(task(s) for s in held),
+            tuple(task(s) for s in validation),
+        )
 
 
 def _judge(sandbox: Sandbox, candidates: Sequence[Candidate]) -> list[RunVerdict]:
@@ -178,23 +200,37 @@ class SamplePrograms:
 
 @dataclass(frozen=True)
 class RunTests:
+    """Verify: run each program on its specification's tests in the sandbox."""
+
     sandbox: Sandbox
 
-    def __call__(self, samples: list[Candidate], rng: np.random.Generator) -> list[Judged]:
+    def __call__(self, samples: list[Candidate], rng: np.random.Generator) -> list[Verdict]:
         del rng
-        return [Judged(c, v) for c, v in zip(samples, _judge(self.sandbox, samples), strict=True)]
+        return [_verdict(v) for v in _judge(self.sandbox, samples)]
+
+
+def _verdict(run: RunVerdict) -> Verdict:
+    return Verdict(run.passed, f"tests in sandbox [{run.isolation}]", float(run.passed), run.reason)
+
+
+def _passed(sample: Sample[Candidate]) -> bool:
+    verdict = sample.provenance.verdict
+    return verdict is not None and verdict.passed is True
 
 
 def keep_passing(
-    scored: list[Judged], history: Sequence[Kept], generation: int, rng: np.random.Generator
+    scored: tuple[Sample[Candidate], ...],
+    history: Sequence[Kept],
+    generation: int,
+    rng: np.random.Generator,
 ) -> Kept:
     del rng
     programs = dict(history[-1].programs) if history else {}
-    for judged in scored:
-        if judged.verdict.passed:
-            programs[judged.candidate.task.spec.prompt] = judged.candidate.program
-    pool = len({j.candidate.task.spec for j in scored})
-    return Kept(generation, programs, tuple(scored), pool)
+    for sample in scored:
+        if _passed(sample):
+            programs[sample.content.task.spec.prompt] = sample
+    pool = len({s.content.task.spec for s in scored})
+    return Kept(generation, programs, scored, pool)
 
 
 @dataclass(frozen=True)
@@ -205,7 +241,7 @@ class FineTune:
 
     def __call__(self, incumbent: Trained, kept: Kept, rng: np.random.Generator) -> Trained:
         examples = list(self.seed) + [
-            text_example(TOKENIZER, p, s) for p, s in kept.programs.items()
+            text_example(TOKENIZER, p, s.content.program) for p, s in kept.programs.items()
         ]
         steps = self.train.steps_for(examples)
         return incumbent.fine_tuned(self.base, examples, steps, self.train, rng)
@@ -214,85 +250,95 @@ class FineTune:
 @dataclass(frozen=True)
 class EvaluateHeldOut:
     held_out: tuple[Task, ...]
+    validation: tuple[Task, ...]
     sandbox: Sandbox
     batch: int
 
     def __call__(self, model: Trained, generation: int, rng: np.random.Generator) -> Metrics:
         del generation
-        config = SamplingConfig(max_new_tokens=model.lm.spec.context)
-        texts = complete(
-            TOKENIZER, model.lm, [t.spec.prompt for t in self.held_out], config, self.batch, rng
-        )
-        candidates = [
-            Candidate(t, extract_program(x)) for t, x in zip(self.held_out, texts, strict=True)
-        ]
-        verdicts = _judge(self.sandbox, candidates)
+        verdicts = self._passes(model, self.held_out, rng)
         metrics: Metrics = {
+            "val/pass_rate": float(np.mean(self._passes(model, self.validation, rng))),
             "train/tokens_total": float(model.total_tokens),
-            "eval/pass_rate": float(np.mean([v.passed for v in verdicts])),
+            "eval/pass_rate": float(np.mean(verdicts)),
         }
         for steps in sorted({len(t.spec.steps) for t in self.held_out}):
             chosen = [
-                v.passed
-                for t, v in zip(self.held_out, verdicts, strict=True)
+                passed
+                for t, passed in zip(self.held_out, verdicts, strict=True)
                 if len(t.spec.steps) == steps
             ]
             metrics[f"eval/pass_rate_{steps}_steps"] = float(np.mean(chosen))
         return metrics
 
+    def _passes(
+        self, model: Trained, tasks: tuple[Task, ...], rng: np.random.Generator
+    ) -> list[bool]:
+        """Greedy programs for `tasks`, run in the sandbox: which pass."""
+        config = SamplingConfig(max_new_tokens=model.lm.spec.context)
+        texts = complete(
+            TOKENIZER, model.lm, [t.spec.prompt for t in tasks], config, self.batch, rng
+        )
+        candidates = [Candidate(t, extract_program(x)) for t, x in zip(tasks, texts, strict=True)]
+        return [v.passed for v in _judge(self.sandbox, candidates)]
+
 
 def summarize(kept: Kept) -> Metrics:
     if not kept.pool:
         return {}
-    judged = kept.verdicts
-    passed_specs = {j.candidate.task.spec for j in judged if j.verdict.passed}
+    judged = kept.judged
+    passed_specs = {s.content.task.spec for s in judged if _passed(s)}
+    reasons = [s.provenance.verdict.reason if s.provenance.verdict else "" for s in judged]
     return {
         "kept/specs_solved_fraction": len(passed_specs) / kept.pool,
-        "kept/samples_passing_fraction": float(np.mean([j.verdict.passed for j in judged])),
+        "kept/samples_passing_fraction": float(np.mean([_passed(s) for s in judged])),
         "kept/programs": float(len(kept.programs)),
-        "kept/sandbox_limit_fraction": float(
-            np.mean(["limit" in j.verdict.reason for j in judged])
-        ),
+        "kept/sandbox_limit_fraction": float(np.mean(["limit" in r for r in reasons])),
     }
-
-
-def describe(kept: Kept) -> tuple[ProvenanceCount, ...]:
-    counts: dict[Provenance, int] = {}
-    for j in kept.verdicts:
-        if j.verdict.passed:
-            verdict = Verdict(
-                True, f"tests in sandbox [{j.verdict.isolation}]", 1.0, j.verdict.reason
-            )
-            p = Provenance(
-                "synthetic", kept.generation, f"generation-{kept.generation - 1}", verdict
-            )
-            counts[p] = counts.get(p, 0) + 1
-    return tuple(ProvenanceCount(p, n) for p, n in counts.items())
 
 
 def build_arms(config: SynthesisConfig) -> list[Arm]:
     tasks = Tasks.of(config)
-    spec = config.model.spec(TOKENIZER)
-    base = initial_lm(spec, stage_rng(config.seed, 1, "setup"))
+    spec = config.model.spec(TOKENIZER.vocab_size)
+    base = initial_lm(spec, stage_rng(config.seed, 0, "setup/base-weights"))
     sandbox = Sandbox(
         Limits(cpu_seconds=1, wall_seconds=10, memory_mb=256), config.require_isolation
     )
     seed = tuple(text_example(TOKENIZER, s.prompt, s.program()) for s in tasks.seed)
     sampling = SamplingConfig(max_new_tokens=spec.context, temperature=config.temperature)
-    pipeline: Pipeline[Trained, list[Candidate], list[Judged], Kept] = Pipeline(
+    pipeline: Pipeline[Trained, list[Candidate], Kept] = Pipeline(
         initialize=Initialize(base, seed, config.train),
         generate=SamplePrograms(tasks.pool, config.samples_per_spec, sampling, config.sample_batch),
         verify=RunTests(sandbox),
         curate=keep_passing,
         train=FineTune(base, seed, config.train),
-        evaluate=EvaluateHeldOut(tasks.held_out, sandbox, config.sample_batch),
+        evaluate=EvaluateHeldOut(tasks.held_out, tasks.validation, sandbox, config.sample_batch),
+        gate=build_gate(config.gate),
         history_window=1,
-        describe=describe,
         summarize=summarize,
     )
     return [Arm("execution-filtered", pipeline)]
 
 
 def export_records(kept: Kept) -> list[dict[str, object]]:
-    """Kept programs as TRL prompt/completion records."""
-    return [{"prompt": prompt, "completion": program} for prompt, program in kept.programs.items()]
+    """Kept programs as TRL prompt/completion records, with their provenance as columns."""
+    records: list[dict[str, object]] = []
+    for prompt, sample in kept.programs.items():
+        origin = sample.provenance
+        verdict = origin.verdict
+        records.append(
+            {
+                "prompt": prompt,
+                "completion": sample.content.program,
+                "source": origin.source,
+                "generation": origin.generation,
+                "model": origin.model,
+                "arm": origin.arm,
+                "verifier": None if verdict is None else verdict.verifier,
+                "passed": None if verdict is None else verdict.passed,
+            }
+        )
+    return records
+
+
+EXPERIMENT = Experiment(SynthesisConfig, build_arms, synthesis_claims, export_records)

@@ -80,6 +80,7 @@ def run_section(store: RunStore, claims: Sequence[Claim] = (), heading: str | No
             )
         parts.append("</div>")
     parts.append(exhibits_section(store))
+    parts.append(_decisions_table(store, arms))
     parts.append(_events_table(store))
     parts.append(_provenance_table(store, arms))
     config = json.dumps(info.config, indent=2)
@@ -158,14 +159,51 @@ def _provenance_table(store: RunStore, arms: dict[str, Series]) -> str:
             continue
         last = max(series)
         counts: dict[str, int] = {}
-        for source, _origin, _model, _verifier, count in store.provenance(arm, last):
-            counts[source] = counts.get(source, 0) + count
+        models: dict[str, int] = {}
+        for row in store.provenance(arm, last):
+            counts[row.source] = counts.get(row.source, 0) + row.count
+            models[row.model] = models.get(row.model, 0) + row.count
         total = sum(counts.values()) or 1
         mix = ", ".join(f"{s} {100 * n / total:.1f}%" for s, n in sorted(counts.items()))
-        rows.append(f"<tr><td>{html.escape(arm)}</td><td>{last}</td><td>{mix}</td></tr>")
+        made = ", ".join(f"{html.escape(m)} ({n})" for m, n in models.items())
+        rows.append(
+            f"<tr><td>{html.escape(arm)}</td><td>{last}</td><td>{mix}</td><td>{made}</td></tr>"
+        )
     return (
-        "<details><summary>provenance of the last generation's kept data</summary><table>"
-        f"<tr><th>arm</th><th>generation</th><th>real / synthetic share</th></tr>{''.join(rows)}</table></details>"
+        "<details><summary>provenance of the last generation's kept data "
+        "(<code>selfimprove show RUN --provenance</code> lists every generation)</summary><table>"
+        "<tr><th>arm</th><th>generation</th><th>real / synthetic share</th>"
+        f"<th>made by (samples)</th></tr>{''.join(rows)}</table></details>"
+    )
+
+
+def _decisions_table(store: RunStore, arms: dict[str, Series]) -> str:
+    """Each arm's gate and alarm decisions: how many of each, and every one that was not an
+    acceptance, with its reason."""
+    rows, summary = [], []
+    for arm in arms:
+        decisions = store.decisions(arm)
+        tally: dict[str, int] = {}
+        for generation, (action, reason) in sorted(decisions.items()):
+            tally[action] = tally.get(action, 0) + 1
+            if action != "accept":
+                rows.append(
+                    f"<tr><td>{html.escape(arm)}</td><td>{generation}</td>"
+                    f"<td class='fails'>{html.escape(action)}</td><td>{html.escape(reason)}</td></tr>"
+                )
+        counted = ", ".join(f"{n} {a}" for a, n in sorted(tally.items()))
+        summary.append(f"<li>{html.escape(arm)}: {html.escape(counted)}</li>")
+    if not rows:
+        return f"<h3>decisions</h3><ul>{''.join(summary)}</ul><p>Every candidate was accepted.</p>"
+    table = (
+        "<table><tr><th>arm</th><th>generation</th><th>decision</th><th>reason</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
+    shown = "open" if len(rows) <= 20 else ""
+    return (
+        f"<h3>decisions</h3><ul>{''.join(summary)}</ul>"
+        f"<details {shown}><summary>{len(rows)} candidates not accepted, and why</summary>"
+        f"{table}</details>"
     )
 
 
