@@ -105,3 +105,18 @@ def _items(kept: object) -> Iterable[tuple[Provenance, int]]:
     elif isinstance(kept, list | tuple):
         for item in kept:
             yield from _items(item)
+
+
+def provenance_columns(provenance: Provenance) -> dict[str, object]:
+    """A sample's provenance as the extra columns of an exported record (JSONL, TRL-style)."""
+    verdict = provenance.verdict
+    return {
+        "source": provenance.source,
+        "generation": provenance.generation,
+        "model": provenance.model,
+        "arm": provenance.arm,
+        "verifier": None if verdict is None else verdict.verifier,
+        "passed": None if verdict is None else verdict.passed,
+        "revision": provenance.revision,
+        "review": provenance.review,
+    }

@@ -36,6 +36,7 @@ from selfimprove.core.config import GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline, no_summary
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
+from selfimprove.core.provenance import provenance_columns
 from selfimprove.core.records import Metrics, Provenance, Sample, Verdict
 from selfimprove.core.seeding import stage_rng
 from selfimprove.models.shape import GptShape
@@ -438,19 +439,12 @@ def export_records(kept: Kept) -> list[dict[str, object]]:
     provenance and verdict as extra columns."""
     records: list[dict[str, object]] = []
     for sample in kept.samples:
-        attempt, origin = sample.content, sample.provenance
-        verdict = origin.verdict
+        attempt = sample.content
         records.append(
             {
                 "prompt": attempt.problem.prompt(),
                 "completion": attempt.completion,
-                "source": origin.source,
-                "generation": origin.generation,
-                "model": origin.model,
-                "arm": origin.arm,
-                "verifier": None if verdict is None else verdict.verifier,
-                "passed": None if verdict is None else verdict.passed,
-                "revision": origin.revision,
+                **provenance_columns(sample.provenance),
                 "rationalized": attempt.rationalized,
                 "working_correct": working_correct(attempt.problem, attempt.completion),
             }

@@ -31,6 +31,7 @@ from selfimprove.core.config import GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
+from selfimprove.core.provenance import provenance_columns
 from selfimprove.core.records import Metrics, Sample, Verdict
 from selfimprove.core.seeding import stage_rng
 from selfimprove.models.shape import GptShape
@@ -324,20 +325,8 @@ def export_records(kept: Kept) -> list[dict[str, object]]:
     """Kept programs as TRL prompt/completion records, with their provenance as columns."""
     records: list[dict[str, object]] = []
     for prompt, sample in kept.programs.items():
-        origin = sample.provenance
-        verdict = origin.verdict
-        records.append(
-            {
-                "prompt": prompt,
-                "completion": sample.content.program,
-                "source": origin.source,
-                "generation": origin.generation,
-                "model": origin.model,
-                "arm": origin.arm,
-                "verifier": None if verdict is None else verdict.verifier,
-                "passed": None if verdict is None else verdict.passed,
-            }
-        )
+        columns = provenance_columns(sample.provenance)
+        records.append({"prompt": prompt, "completion": sample.content.program, **columns})
     return records
 
 
