@@ -14,10 +14,10 @@ from typing import Any
 from selfimprove import __version__
 from selfimprove.collapse import fresh_data, gaussian, gmm, gpt, ngram, regression, vae, zipf
 from selfimprove.core.config import ConfigError, LoopConfig, apply_overrides, read_yaml, validate
-from selfimprove.core.engine import Arm, Engine, Progress
+from selfimprove.core.engine import Arm, Engine, LoopState, Progress
 from selfimprove.core.experiment import Experiment, Measured
 from selfimprove.core.records import Claim
-from selfimprove.core.snapshot import TensorCodec
+from selfimprove.core.snapshot import SnapshotError, TensorCodec
 from selfimprove.core.store import RunInfo, RunStore
 from selfimprove.distill import distill, lm
 from selfimprove.games import alphazero
@@ -195,14 +195,19 @@ def newest_state(
     if snapshot is None:
         when = "yet" if at is None else f"at or before generation {at} (older ones are pruned)"
         raise ConfigError(f"run {info.id} has no saved generation {when}")
+    if not isinstance(snapshot[1], LoopState):
+        raise SnapshotError(
+            f"run {info.id}: the snapshot of generation {snapshot[0]} holds no loop state"
+        )
     return SavedState(info, chosen, *snapshot)
 
 
 def export_kept(
     run: str | Path, runs_dir: Path, arm: str | None, out: Path
 ) -> tuple[str, int, int]:
-    """Write the newest saved generation's kept data of a run that keeps text as JSONL in TRL's
-    prompt/completion format, with provenance columns. Returns (arm, generation, records)."""
+    """Write the data the newest saved incumbent was trained on, for a run that keeps text, as
+    JSONL in TRL's prompt/completion format with provenance columns. Returns (arm, the
+    generation that data was kept in, records)."""
 
     def keeps_text(info: RunInfo) -> None:
         if KINDS.get(info.kind) is None or KINDS[info.kind].export is None:
@@ -214,10 +219,10 @@ def export_kept(
     saved = newest_state(run, runs_dir, arm, keeps_text)
     export = KINDS[saved.info.kind].export
     assert export is not None
-    records = export(saved.state.history[-1])
+    records = export(saved.state.history[-1])  # what the incumbent was trained on
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w") as f:
         for record in records:
             f.write(json.dumps(record) + "\n")
     tmp.replace(out)
-    return saved.arm, saved.generation, len(records)
+    return saved.arm, saved.state.incumbent_generation, len(records)

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,21 @@ def test_a_snapshot_edited_after_it_was_recorded_is_one_line(
         ({"$config": "subprocess:Popen", "data": {}}, "may not use"),
         ({"$record": "selfimprove.core.engine:LoopStateRenamed", "fields": {}}, "does not have"),
         ({"$record": "selfimprove.core.engine:Engine.run", "fields": {}}, "does not have"),
+        (
+            {"$record": "selfimprove.core.engine:Engine", "fields": {}},
+            "does not have",
+        ),  # not frozen
+        (
+            {"$record": "selfimprove.models.tiny_gpt:nn.LinearCrossEntropyOptions", "fields": {}},
+            "does not have",
+        ),
+        ({"$record": "selfimprove.models.tensors:torch._dynamo.x", "fields": {}}, "does not have"),
+        ({"$record": "selfimprove.core.engine:LoopState.__class__", "fields": {}}, "may not use"),
+        ({"$config": "selfimprove.core.config:BaseModel", "data": {}}, "may not use"),
+        ({"$config": "selfimprove.core.config:ConfigError", "data": {}}, "does not have"),
+        ({"$scalar": "|i1", "value": 1000}, "malformed"),
+        ({"$scalar": "V99999999999", "value": 1}, "malformed"),
+        ({"$scalar": "|O", "value": 1}, "unexpected scalar"),
         ({"$record": "selfimprove.core.engine:LoopState", "fields": {"nope": 1}}, "malformed"),
         ({"$config": "selfimprove.models.tiny_gpt:GptSpec", "data": {"width": -1}}, "GptSpec"),
         ({"$array": "a99"}, "missing array"),
@@ -178,9 +194,11 @@ def test_reading_an_edited_snapshot_constructs_only_our_records(
     write_snapshot(tmp_path, {"a": 1})
     header = json.loads((tmp_path / "snapshot.json").read_text())
     (tmp_path / "snapshot.json").write_text(json.dumps(header | {"state": state}))
+    imported = set(sys.modules)
     with pytest.raises(SnapshotError, match=message) as caught:
         read_snapshot(tmp_path, CODECS)
     assert "\n" not in str(caught.value)
+    assert set(sys.modules) == imported  # reading it imported nothing
 
 
 def test_a_nested_or_garbled_snapshot_file_is_one_line(tmp_path: Path) -> None:
@@ -208,3 +226,12 @@ def test_a_snapshot_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
         write_snapshot(tmp_path, {"f": _stopped_run})
     with pytest.raises(TypeError, match="Python objects"):
         write_snapshot(tmp_path, {"a": np.array([object()])})
+
+
+def test_a_tensor_stored_under_another_dtype_is_refused(tmp_path: Path) -> None:
+    write_snapshot(tmp_path, {"w": torch.randn(4).bfloat16()}, CODECS)
+    header = json.loads((tmp_path / "snapshot.json").read_text())
+    header["state"]["$dict"][0][1]["dtype"] = "float32"  # int16 bits read as float32
+    (tmp_path / "snapshot.json").write_text(json.dumps(header))
+    with pytest.raises(SnapshotError, match="a float32 tensor stored as int16"):
+        read_snapshot(tmp_path, CODECS)

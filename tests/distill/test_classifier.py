@@ -174,3 +174,13 @@ def test_the_gate_rejects_a_worse_student_and_the_incumbent_carries_on_unchanged
     report = write_run_report(store, claims_for(config, store)).read_text()
     assert "2 reject" in report and "worse by" in report
     store.close()
+
+
+def test_a_gate_on_an_empty_validation_set_is_refused_not_silently_off(tmp_path: Path) -> None:
+    import pytest
+
+    from selfimprove.core.config import ConfigError
+
+    config = parse_config(tiny("distill.classifier", 1, validation_share=0.0), "test")
+    with pytest.raises(ConfigError, match=r"gate\.metric: val/accuracy_mean is nan"):
+        start_run(config, tmp_path)

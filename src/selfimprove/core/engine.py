@@ -174,6 +174,12 @@ class Engine:
         if missing:
             known = ", ".join(sorted(metrics))
             raise ConfigError(f"{missing[0]}; this experiment reports: {known}")
+        gated = self.loop.gate.metric
+        if gated is not None and not math.isfinite(metrics[gated]):
+            raise ConfigError(
+                f"gate.metric: {gated} is {metrics[gated]} at generation 0, so the gate could "
+                "never compare (is its validation set empty?)"
+            )
         trips = check_alarms(self.loop.alarms, metrics)
         events = tuple(
             Event("alarm", f"{t.describe()} at generation 0: logged only", arm.name, 0)
@@ -304,6 +310,8 @@ def generate_and_verify(
     scored = stamp(samples, pipeline.verify(samples, stage_rng(seed, g, "verify")), made)
     if pipeline.revise is None:
         return scored
+    if not isinstance(scored, tuple):
+        raise TypeError("a pipeline with revise needs generate to return a sequence of samples")
     for revision in range(1, pipeline.max_revisions + 1):
         rng = stage_rng(seed, g, f"revise/{revision}")
         revised = pipeline.revise(incumbent, scored, g, rng)

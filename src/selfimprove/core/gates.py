@@ -7,7 +7,9 @@ them from wherever they are stored and answers `wait` until they exist.
   AlphaZero's continuous updates, judged by fixed anchors instead of an arena).
 - `NoRegression`: keep the candidate unless its metric is worse than the incumbent's by
   more than a tolerance. A rejected candidate is dropped; the incumbent, its metrics and the
-  history carry on unchanged.
+  history carry on unchanged. The comparison is per step: a decline smaller than the
+  tolerance each generation passes generation after generation (measured on iterated
+  distillation: ~0.005 a generation all passed a tolerance of 0.01).
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ holds plain JSON values and tagged nodes:
     {"$config": "selfimprove.x:Name", "data": {...}}     a pydantic config model
 
 Reading resolves a record's type only among classes of `selfimprove` modules that are
-already imported, and only dataclasses or pydantic models: a snapshot cannot import a
-module or call anything but our own record constructors and validators. Anything else
+already imported, defined in that module under public names, and only frozen dataclasses
+or pydantic models (`_resolve`): a snapshot cannot import a module or call anything but our
+own record constructors and validators. Anything else
 (a foreign type, a renamed class, a damaged or edited file, an older schema) is a
 `SnapshotError` with one line that says which. The run store records each snapshot's
 checksum in the run's database, so a snapshot file edited or damaged afterwards is refused;
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import io
 import json
 import math
@@ -96,7 +98,17 @@ def read_snapshot(folder: Path, codecs: Sequence[TensorCodec] = ()) -> Any:
         return _Decoder(arrays, codecs).decode(header.get("state"))
     except SnapshotError as error:
         raise SnapshotError(f"{where}: {error}") from None
-    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile, RecursionError) as error:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        OSError,
+        zipfile.BadZipFile,
+        RecursionError,
+        ArithmeticError,
+        MemoryError,
+        RuntimeError,  # a codec refusing an array (torch raises RuntimeError)
+    ) as error:
         raise SnapshotError(f"{where} is malformed: {_first_line(error)}") from None
 
 
@@ -180,7 +192,11 @@ class _Decoder:
             case "$array":
                 return self._array(node["$array"])
             case "$scalar":
-                return np.dtype(_text(node["$scalar"])).type(self.decode(node["value"]))
+                kind = np.dtype(_text(node["$scalar"]))
+                value = self.decode(node["value"])
+                if kind.kind not in "biuf" or not isinstance(value, bool | int | float):
+                    raise SnapshotError(f"unexpected scalar {node['$scalar']!r}")
+                return kind.type(value)
             case "$tensor":
                 codec = next((c for c in self.codecs if c.tag == node["$tensor"]), None)
                 if codec is None:
@@ -232,19 +248,32 @@ def _pairs(value: Any) -> list[list[Any]]:
 
 
 def _resolve(name: Any, config: bool) -> Any:
-    """Our own already-imported record or config class named `module:qualname`, or an error."""
+    """Our own record or config class named `module:qualname`, or an error.
+
+    The module must be an already imported `selfimprove` module, every step of the qualname
+    a public class attribute looked up without running any `__getattr__` (never a module,
+    so the lookup cannot leave our code or import anything), and the class defined in that
+    very module: a frozen dataclass for records, a pydantic model for configs.
+    """
     module_name, _, qualname = _text(name).partition(":")
     module = sys.modules.get(module_name)
+    parts = qualname.split(".")
     if not module_name.startswith("selfimprove.") or module is None or not qualname:
         raise SnapshotError(f"names a type it may not use: {name!r}")
     found: Any = module
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    allowed = (
-        isinstance(found, type) and issubclass(found, BaseModel)
-        if config
-        else isinstance(found, type) and dataclasses.is_dataclass(found)
-    )
+    for part in parts:
+        if part.startswith("_"):
+            raise SnapshotError(f"names a type it may not use: {name!r}")
+        found = inspect.getattr_static(found, part, None)
+        if not isinstance(found, type):
+            raise SnapshotError(f"names a type this selfimprove does not have: {name!r}")
+    if found.__module__ != module_name or found.__qualname__ != qualname:
+        raise SnapshotError(f"names a type it may not use: {name!r}")
+    if config:
+        allowed = issubclass(found, BaseModel)
+    else:
+        params = getattr(found, "__dataclass_params__", None)
+        allowed = dataclasses.is_dataclass(found) and params is not None and params.frozen
     if not allowed:
         raise SnapshotError(f"names a type this selfimprove does not have: {name!r}")
     return found

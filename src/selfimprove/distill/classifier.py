@@ -114,6 +114,9 @@ class Mlp:
         return out
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, bias: np.ndarray | None = None) -> float:
+        """Share of `x` classified as `y`; nan for an empty set (no evidence either way)."""
+        if len(y) == 0:
+            return float("nan")
         logits = self.logits(x).numpy()
         if bias is not None:
             logits = logits + bias

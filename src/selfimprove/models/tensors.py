@@ -24,6 +24,8 @@ _DTYPES = {
     "bool": torch.bool,
 }
 _BITS = {"bfloat16": torch.int16}  # dtypes numpy lacks, carried as same-width integers
+_NUMPY = {name: np.dtype("int16" if name in _BITS else name) for name in _DTYPES}
+"""The numpy dtype each tensor dtype is stored as."""
 
 
 def _to_numpy(tensor: torch.Tensor) -> tuple[np.ndarray, str, str]:
@@ -43,6 +45,8 @@ def _to_numpy(tensor: torch.Tensor) -> tuple[np.ndarray, str, str]:
 def _from_numpy(array: np.ndarray, dtype: str, layout: str) -> torch.Tensor:
     if dtype not in _DTYPES or layout not in ("", "channels_last"):
         raise SnapshotError(f"unknown tensor dtype or layout {dtype!r} {layout!r}")
+    if array.dtype != _NUMPY[dtype]:
+        raise SnapshotError(f"a {dtype} tensor stored as {array.dtype}")
     tensor = torch.from_numpy(np.array(array, copy=True))
     if dtype in _BITS:
         tensor = tensor.view(_DTYPES[dtype])

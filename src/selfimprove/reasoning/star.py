@@ -91,7 +91,8 @@ class StarConfig(LoopConfig):
     validation_per_length: int = Field(
         50,
         ge=1,
-        description="validation problems per trained length (the gate's; never trained on)",
+        description="validation problems per trained length, for the gate: only problems no "
+        "other set has (1-digit sums run out: fewer or none)",
     )
     verifier: Checker = Field(
         "answer",
@@ -177,8 +178,9 @@ class Data:
         rng = stage_rng(config.seed, 0, "setup/problems")
         seen: set[tuple[int, int]] = set()
 
-        def fresh(digits: int, count: int) -> tuple[Problem, ...]:
-            """Problems no other set has, while there are any left (1-digit sums run out)."""
+        def fresh(digits: int, count: int, pad: bool = True) -> tuple[Problem, ...]:
+            """Problems no other set has, while there are any left (1-digit sums run out);
+            then, with `pad`, repeats to make up the count."""
             found: list[Problem] = []
             for _ in range(20):
                 for p in random_problems(config.operation, digits, count, rng):
@@ -186,12 +188,15 @@ class Data:
                         seen.add((p.a, p.b))
                         found.append(p)
             extra = random_problems(config.operation, digits, count - len(found), rng)
-            return (*found, *extra)
+            return (*found, *(extra if pad else ()))
 
         held_out = {d: fresh(d, config.eval_per_length) for d in config.eval_digits}
         seed = sum((fresh(d, config.seed_per_length) for d in config.train_digits), ())
         pool = sum((fresh(d, config.problems_per_length) for d in config.train_digits), ())
-        validation = sum((fresh(d, config.validation_per_length) for d in config.train_digits), ())
+        # never padded: a length with no unseen problems left has no validation problems
+        validation = sum(
+            (fresh(d, config.validation_per_length, pad=False) for d in config.train_digits), ()
+        )
         return cls(seed, pool, held_out, validation)
 
 
@@ -259,8 +264,9 @@ class CheckRationales:
 
 @dataclass(frozen=True)
 class Rationalize:
-    """Revise: for every first try that failed, a rationale generated with the gold answer
-    as a hint; stored as the attempt for the plain prompt (the hint is not kept)."""
+    """Revise: for every attempt of the newest round that failed, a rationale generated with
+    the gold answer as a hint; stored as the attempt for the plain prompt (the hint is not
+    kept). STaR runs one round (its first tries' failures)."""
 
     max_new: int
     batch: int
@@ -273,8 +279,9 @@ class Rationalize:
         rng: np.random.Generator,
     ) -> list[Attempt]:
         del generation
+        latest = max((s.provenance.revision for s in scored), default=0)  # the newest round
         failed = [
-            s.content.problem for s in scored if s.provenance.revision == 0 and not _passed(s)
+            s.content.problem for s in scored if s.provenance.revision == latest and not _passed(s)
         ]
         hinted = _complete(
             model.lm, [p.prompt(hint=True) for p in failed], self.max_new, self.batch, rng
@@ -351,7 +358,8 @@ class Evaluate:
         )
         validated = [answer_correct(p, c) for p, c in zip(self.validation, checked, strict=True)]
         metrics: Metrics = {
-            "val/accuracy": float(np.mean(validated)),
+            # nan when no unseen problem is left: the engine then refuses the gate at gen 0
+            "val/accuracy": float(np.mean(validated)) if validated else float("nan"),
             "train/tokens": float(model.tokens),
             "train/tokens_total": float(model.total_tokens),
             "model/parameters": float(model.lm.num_parameters()),

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from selfimprove.core.config import GateConfig, LoopConfig
+from selfimprove.core.config import ConfigError, GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
@@ -133,8 +133,20 @@ class Tasks:
         triples = [all_specs([3])[i] for i in rng.permutation(len(all_specs([3])))]
         n_seed, n_pool, n_held = config.seed_pairs, config.pool_pairs, config.held_out_pairs
         if n_seed + n_pool + n_held > len(pairs):
-            raise ValueError(
-                f"asked for {n_seed + n_pool + n_held} two-step specs; {len(pairs)} exist"
+            raise ConfigError(
+                f"seed_pairs + pool_pairs + held_out_pairs: asked for {n_seed + n_pool + n_held} "
+                f"two-step specifications; {len(pairs)} exist"
+            )
+        wanted = (
+            config.seed_triples
+            + config.pool_triples
+            + config.held_out_triples
+            + config.validation_triples
+        )
+        if wanted > len(triples):
+            raise ConfigError(
+                f"seed, pool, held-out and validation triples: asked for {wanted} three-step "
+                f"specifications; {len(triples)} exist"
             )
 
         def task(spec: Spec) -> Task:
