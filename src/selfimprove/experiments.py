@@ -85,11 +85,13 @@ def start_run(
     progress: Progress | None = None,
     stop_after: int | None = None,
 ) -> RunResult:
-    """Create a run folder for `config` and run it."""
+    """Create a run folder for `config` and run it. The arms are built first, so a config
+    that cannot run (a refused sandbox, a size over the machine's memory) leaves no folder."""
+    arms = build_arms(config)
     store = RunStore.create(
         runs_dir, config.kind, config.model_dump(mode="json"), config.seed, __version__
     )
-    return _drive(config, store, progress, stop_after)
+    return _drive(config, store, lambda: arms, progress, stop_after)
 
 
 def resume_run(
@@ -101,16 +103,20 @@ def resume_run(
     """Continue a stopped or crashed run from its store; finished runs return at once."""
     store = RunStore.open(run, runs_dir)
     config = parse_config(store.info().config, f"run {store.run_dir.name}")
-    return _drive(config, store, progress, stop_after)
+    return _drive(config, store, lambda: build_arms(config), progress, stop_after)
 
 
 def _drive(
-    config: ExperimentConfig, store: RunStore, progress: Progress | None, stop_after: int | None
+    config: ExperimentConfig,
+    store: RunStore,
+    arms: Callable[[], list[Arm]],
+    progress: Progress | None,
+    stop_after: int | None,
 ) -> RunResult:
     try:
         with store.exclusive():
             engine = Engine(config, store, progress, CODECS)
-            status = engine.run(build_arms(config), stop_after=stop_after)
+            status = engine.run(arms(), stop_after=stop_after)
         return RunResult(store.run_dir, status)
     finally:
         store.close()

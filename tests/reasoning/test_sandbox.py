@@ -1,23 +1,34 @@
 """The sandbox: escape attempts are contained and reported as failed verdicts; right programs
 pass; the child never sees the expected outputs, so exiting early or forging a result line is
-not a pass."""
+not a pass. The hostile tests first switch the audit hook off from inside (as an attacker
+would), so what they show is the operating system's boundary, not Python's."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from selfimprove.reasoning import sandbox as sandbox_module
 from selfimprove.reasoning.sandbox import Limits, RunVerdict, Sandbox, best_isolation
 
 PROJECT = Path(__file__).resolve().parents[2]
 INPUTS = [[[3, 1, 2]], [[5]]]
 EXPECTED = [[3, 2, 1], [5]]
+HOOK_OFF = "import __main__\n__main__.hook.__code__ = (lambda event, args: None).__code__\n"
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Sandbox:
-    return Sandbox(Limits(cpu_seconds=1, wall_seconds=10, memory_mb=256))
+    box = Sandbox(Limits(cpu_seconds=1, wall_seconds=10, memory_mb=256, processes=16))
+    if not box.allowed:
+        pytest.fail(f"no safe sandbox on this machine: {box.refusal}")
+    return box
 
 
 def run(sandbox: Sandbox, body: str) -> RunVerdict:
@@ -30,6 +41,7 @@ def test_a_right_program_passes_and_a_wrong_one_fails(sandbox: Sandbox) -> None:
     wrong = run(sandbox, "def f(x):\n    return sorted(x)\n")
     assert not wrong.passed and wrong.passed_cases == 1
     assert right.isolation == sandbox.isolation
+    assert right.isolation.startswith("bwrap+") and "UNSAFE" not in right.isolation
 
 
 ESCAPES = {
@@ -41,7 +53,7 @@ ESCAPES = {
         "socket",
     ),
     "write outside": (
-        "def f(x):\n    open('/tmp/selfimprove-escaped', 'w').write('x')\n    return x\n",
+        "def f(x):\n    open('/usr/selfimprove-escaped', 'w').write('x')\n    return x\n",
         "writing",
     ),
     "read the project": (
@@ -70,21 +82,162 @@ def test_escapes_are_contained_and_reported(sandbox: Sandbox, name: str) -> None
     assert not verdict.passed
     assert reason in verdict.reason, verdict.reason
     assert verdict.seconds < 10
-    assert not Path("/tmp/selfimprove-escaped").exists()
+    assert not Path("/usr/selfimprove-escaped").exists()
+
+
+def test_the_hook_switched_off_leaves_the_project_etc_and_host_temp_out_of_reach(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host")
+    paths = [str(PROJECT / "pyproject.toml"), "/etc/passwd", str(secret), str(tmp_path)]
+    assert all(Path(p).exists() for p in paths)
+    body = f"import os\ndef f():\n    return [os.path.exists(p) for p in {paths!r}]\n"
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [[False, False, False, False]])
+    assert verdict.passed, verdict.reason
+
+
+def test_the_hook_switched_off_cannot_write_outside_its_tmpfs(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Writes to the host's temp folder, the project and the interpreter's prefix all fail;
+    the only writable place is the child's own capped tmpfs."""
+    targets = ["/var/tmp/selfimprove-escaped", str(PROJECT / "escaped"), str(tmp_path / "x")]
+    body = (
+        "def f():\n    done = []\n"
+        f"    for path in {targets!r}:\n"
+        "        try:\n            open(path, 'w').write('x')\n            done.append(path)\n"
+        "        except OSError:\n            pass\n"
+        "    return done\n"
+    )
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [[]])
+    assert verdict.passed, verdict.reason
+    assert not any(Path(p).exists() for p in targets)
+
+
+def test_o_trunc_on_the_interpreters_files_truncates_nothing(sandbox: Sandbox) -> None:
+    """`os.open(path, O_RDONLY | O_TRUNC)` truncated files under the prefix before the
+    prefix was mounted read-only; a canary under the prefix keeps its bytes, hook on or off."""
+    canary = Path(os.path.realpath(sys.base_prefix)) / f"selfimprove-canary-{os.getpid()}"
+    canary.write_text("intact")
+    try:
+        body = (
+            "import os\ndef f():\n    try:\n"
+            f"        os.close(os.open({str(canary)!r}, os.O_RDONLY | os.O_TRUNC))\n"
+            "    except OSError as error:\n        return type(error).__name__\n"
+            "    return 'opened'\n"
+        )
+        for prefix in ("", HOOK_OFF):
+            sandbox.run(prefix + body, "f", [[]], ["opened"])
+            assert canary.read_text() == "intact"
+    finally:
+        canary.unlink()
+
+
+def test_the_hook_switched_off_cannot_run_a_shell_that_writes_on_the_host(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    target = tmp_path / "from-sh"
+    body = (
+        "import subprocess\ndef f():\n"
+        f"    subprocess.run(['sh', '-c', 'echo escaped > {target}'], check=False)\n"
+        "    return 1\n"
+    )
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [1])
+    assert verdict.passed, verdict.reason  # sh ran, inside: its write went nowhere
+    assert not target.exists()
+
+
+def test_the_hook_switched_off_cannot_reach_a_listener_on_loopback(sandbox: Sandbox) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        body = (
+            "import socket\ndef f():\n    try:\n"
+            f"        socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
+            "    except OSError:\n        return 'refused'\n    return 'connected'\n"
+        )
+        verdict = sandbox.run(HOOK_OFF + body, "f", [[]], ["refused"])
+        assert verdict.passed, verdict.reason
+        with pytest.raises(TimeoutError):
+            listener.accept()
+
+
+def test_the_hook_switched_off_cannot_read_the_parents_environment(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SELFIMPROVE_TEST_SECRET", "s3cr3t-value")
+    body = (
+        "import os\ndef f():\n    found = 0\n    for pid in os.listdir('/proc'):\n"
+        "        try:\n"
+        "            found += b's3cr3t-value' in open(f'/proc/{pid}/environ', 'rb').read()\n"
+        "        except OSError:\n            pass\n    return found\n"
+    )
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [0])
+    assert verdict.passed, verdict.reason
+
+
+def test_a_double_forked_process_dies_with_the_verdict(sandbox: Sandbox) -> None:
+    marker = f"{time.time_ns() % 10**6}.4159"
+    body = (
+        "import os\ndef f():\n    if os.fork() == 0:\n        os.setsid()\n"
+        "        if os.fork() == 0:\n"
+        f"            os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
+        "        os._exit(0)\n    return 1\n"
+    )
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [1])
+    assert verdict.passed, verdict.reason
+    time.sleep(0.3)
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, check=False)
+    assert left.stdout == b"", "a process outlived its sandbox"
+
+
+def test_a_gigabyte_on_stdout_is_cut_off_at_the_cap(sandbox: Sandbox) -> None:
+    body = "import os\ndef f():\n    chunk = b'x' * 2**20\n    for _ in range(1024):\n"
+    body += "        os.write(1, chunk)\n    return 1\n"
+    started = time.perf_counter()
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [1])
+    assert not verdict.passed
+    assert verdict.reason == "output over 1024 KiB", verdict.reason
+    assert time.perf_counter() - started < 5
+
+
+def test_the_process_limit_binds_even_for_root(sandbox: Sandbox) -> None:
+    """300 forks: at most the limit (16 here, the interpreter included) succeed, as root too."""
+    body = (
+        "import os, time\ndef f():\n    made = 0\n    for _ in range(300):\n        try:\n"
+        "            if os.fork() == 0:\n                time.sleep(3)\n                os._exit(0)\n"
+        "            made += 1\n        except OSError:\n            break\n    return made\n"
+    )
+    body = body.replace("return made", "return 0 < made < 16")  # bwrap's own two count too
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [True])
+    assert verdict.passed, verdict.reason
 
 
 def test_with_bubblewrap_the_project_is_not_even_there(sandbox: Sandbox) -> None:
-    if best_isolation() != "bwrap":
-        pytest.skip("bubblewrap cannot run on this machine")
+    assert best_isolation() == "bwrap"
     body = f"import os\ndef f(x):\n    return os.path.exists({str(PROJECT)!r})\n"
     verdict = sandbox.run(body, "f", [[1]], [False])
     assert verdict.passed, verdict.reason
-    assert sandbox.isolation == "bwrap+rlimits+audit"
 
 
-def test_a_required_level_the_machine_lacks_fails_closed() -> None:
-    strict = Sandbox(require="bwrap")
-    strict.level, strict.allowed = "rlimits", False  # as on a machine without namespaces
+@pytest.mark.parametrize("level", ["namespaces", "rlimits"])
+def test_a_level_without_os_isolation_is_refused_unless_unsafe(
+    monkeypatch: pytest.MonkeyPatch, level: str
+) -> None:
+    monkeypatch.setattr(sandbox_module, "best_isolation", lambda: level)
+    refused = Sandbox(require="rlimits")
+    verdict = run(refused, "def f(x):\n    return sorted(x)[::-1]\n")
+    assert not verdict.passed and "set unsafe" in verdict.reason
+    accepted = Sandbox(require="rlimits", unsafe=True)
+    assert accepted.allowed and accepted.isolation.startswith("UNSAFE:")
+
+
+def test_a_required_level_the_machine_lacks_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_module, "best_isolation", lambda: "rlimits")
+    strict = Sandbox(require="bwrap", unsafe=True)  # unsafe cannot lower an explicit floor
     verdict = run(strict, "def f(x):\n    return sorted(x)[::-1]\n")
     assert not verdict.passed
     assert "only rlimits isolation" in verdict.reason

@@ -83,3 +83,26 @@ def test_kept_programs_pass_and_export_as_prompt_completion(tmp_path: Path) -> N
     )
     assert all(r["passed"] is True and r["source"] == "synthetic" for r in records)
     assert np.mean([r["completion"].startswith("def f(x):") for r in records]) == 1.0
+
+
+def test_a_machine_without_os_isolation_refuses_to_start_unless_unsafe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Generated code never runs unisolated by accident: with only rlimits available the run
+    is refused in one line before anything is written, and `unsafe_sandbox: true` runs it,
+    recording UNSAFE in every verdict."""
+    from selfimprove.reasoning import sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "best_isolation", lambda: "rlimits")
+    config = tmp_path / "weak.yaml"
+    config.write_text(json.dumps(TINY | {"require_isolation": "rlimits"}))
+    runs = tmp_path / "runs"
+    assert main(["--runs-dir", str(runs), "run", str(config)]) == 2
+    assert "set unsafe to accept it (unsafe_sandbox: true)" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())
+    unsafe = parse_config(TINY | {"require_isolation": "rlimits", "unsafe_sandbox": True}, "t")
+    assert isinstance(unsafe, SynthesisConfig)
+    from selfimprove.reasoning.synthesis import build_arms
+
+    arms = build_arms(unsafe)
+    assert arms[0].pipeline.verify.sandbox.isolation.startswith("UNSAFE:")  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ gate        no regression: a candidate whose pass rate on validation specificati
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,7 +82,14 @@ class SynthesisConfig(LoopConfig):
     samples_per_spec: int = Field(4, ge=1, description="programs sampled per specification")
     temperature: float = Field(0.8, ge=0, allow_inf_nan=False, description="sampling temperature")
     require_isolation: Isolation = Field(
-        "rlimits", description="the weakest sandbox accepted (bwrap > namespaces > rlimits)"
+        "bwrap",
+        description="the weakest sandbox accepted (bwrap > namespaces > rlimits); below bwrap "
+        "only with unsafe_sandbox",
+    )
+    unsafe_sandbox: bool = Field(
+        False,
+        description="run generated code without OS isolation where bubblewrap or a binding "
+        "process limit is missing (recorded in every verdict as UNSAFE)",
     )
     model: GptShape = Field(GptShape(), description="the tiny GPT (context in tokens)")
     train: SynthesisTrainConfig = Field(SynthesisTrainConfig(), description="fine-tuning")
@@ -315,8 +323,17 @@ def build_arms(config: SynthesisConfig) -> list[Arm]:
     spec = config.model.spec(TOKENIZER.vocab_size)
     base = initial_lm(spec, stage_rng(config.seed, 0, "setup/base-weights"))
     sandbox = Sandbox(
-        Limits(cpu_seconds=1, wall_seconds=10, memory_mb=256), config.require_isolation
+        Limits(cpu_seconds=1, wall_seconds=10, memory_mb=256),
+        config.require_isolation,
+        unsafe=config.unsafe_sandbox,
     )
+    if sandbox.refusal is not None:
+        raise ConfigError(f"{sandbox.refusal} (unsafe_sandbox: true)")
+    if sandbox.isolation.startswith("UNSAFE"):  # logged loudly; every verdict records it
+        logging.getLogger(__name__).warning(
+            "generated code runs without OS isolation [%s]: unsafe_sandbox is set",
+            sandbox.isolation,
+        )
     seed = tuple(text_example(TOKENIZER, s.prompt, s.program()) for s in tasks.seed)
     sampling = SamplingConfig(max_new_tokens=spec.context, temperature=config.temperature)
     pipeline: Pipeline[Trained, list[Candidate], Kept] = Pipeline(
