@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import (
@@ -39,6 +40,7 @@ from selfimprove.core.store import (
 )
 from selfimprove.experiments import (
     RunResult,
+    build_arms,
     claims_for,
     experiment_of,
     export_kept,
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        _check_runs_dir(args.runs_dir)
         code: int = args.handler(args)
         return code
     except _USER_ERRORS as error:
@@ -81,8 +84,31 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors in one line (the full usage only with `--help`)."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"; `{self.prog} --help` shows usage"
+        self.exit(2, f"selfimprove: error: {message.splitlines()[0] if message else ''}{hint}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 10**6:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 1000000")
+    return value
+
+
+def _check_runs_dir(runs_dir: Path) -> None:
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise ConfigError(f"--runs-dir {runs_dir}: not a folder")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="selfimprove", description=__doc__)
+    parser = _Parser(prog="selfimprove", description=__doc__)
     parser.add_argument("--version", action="version", version=f"selfimprove {__version__}")
     parser.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="where runs live (default: runs)"
@@ -95,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         "--explain",
         metavar="KIND",
         help="print every config field of an experiment kind (type, default, description)",
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the recipe and build its arms (sizes checked against this machine's "
+        "memory), then stop; writes nothing",
     )
     run.add_argument(
         "--set",
@@ -116,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="per-generation table of a run")
     show.add_argument("run")
     show.add_argument(
-        "--rows", type=int, default=20, help="about how many generations to show per arm"
+        "--rows", type=_positive, default=20, help="about how many generations to show per arm"
     )
     show.add_argument(
         "--provenance",
@@ -137,7 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     play.add_argument("--run", required=True, help="a games.alphazero run of that game")
     play.add_argument("--first", choices=["human", "agent"], default="human")
-    play.add_argument("--simulations", type=int, default=200, help="agent's search per move")
+    play.add_argument(
+        "--simulations", type=_positive, default=200, help="agent's search per move (1-1000000)"
+    )
     play.add_argument(
         "--solver", action="store_true", help="MCTS-Solver: proven wins first, proven losses last"
     )
@@ -213,6 +247,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.config is None:
         raise ConfigError("run: give a recipe (a YAML file), or --explain KIND")
     config = load_config(args.config, args.overrides)
+    if args.check:
+        arms = build_arms(config)
+        needed = config.memory_bytes()
+        memory = f", about {needed / 2**30:.2f} GiB at peak" if needed else ""
+        out.print(f"ok: {config.kind}, {len(arms)} arm(s){memory}")
+        return 0
     with _progress() as progress:
         result = start_run(config, args.runs_dir, progress)
     return _finish(result, args.runs_dir)
@@ -303,6 +343,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a folder; give a file name, e.g. kept.jsonl")
+    if not args.out.parent.is_dir():
+        raise ConfigError(f"--out {args.out}: folder {args.out.parent} does not exist")
     arm, generation, count = export_kept(args.run, args.runs_dir, args.arm, args.out)
     console.print(f"{count} records kept by {arm} at generation {generation}")
     out.print(str(args.out))

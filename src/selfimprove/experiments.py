@@ -16,6 +16,7 @@ from selfimprove.collapse import fresh_data, gaussian, gmm, gpt, ngram, regressi
 from selfimprove.core.config import ConfigError, LoopConfig, apply_overrides, read_yaml, validate
 from selfimprove.core.engine import Arm, Engine, LoopState, Progress
 from selfimprove.core.experiment import Experiment, Measured
+from selfimprove.core.memory import check_memory
 from selfimprove.core.records import Claim
 from selfimprove.core.snapshot import SnapshotError, TensorCodec
 from selfimprove.core.store import RunInfo, RunStore
@@ -66,7 +67,14 @@ def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentCon
 
 
 def build_arms(config: ExperimentConfig) -> list[Arm]:
-    return experiment_of(config.kind, "config").build_arms(config)
+    """The run's arms, after checking that its sizes fit this machine's memory."""
+    check_memory(config)
+    try:
+        return experiment_of(config.kind, "config").build_arms(config)
+    except ValueError as error:  # sizes each field allows alone but not together
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"{config.kind}: these settings cannot be built: {error}") from None
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,9 @@ class RegressionConfig(CollapseConfig):
         (PolicyArm(),), min_length=1, description="data policies run side by side"
     )
     dimension: int = Field(10, ge=1, description="d: number of input features")
-    samples_per_generation: int = Field(100, description="T: training-set size per generation")
+    samples_per_generation: int = Field(
+        100, ge=3, description="T: training-set size per generation (at least dimension + 2)"
+    )
     noise_std: float = Field(1.0, gt=0, description="sigma: label noise std")
 
     @model_validator(mode="after")

@@ -39,6 +39,21 @@ class CollapseConfig(LoopConfig):
         0, ge=0, description="collapse studies are cheap to replay: no snapshots by default"
     )
 
+    def memory_bytes(self) -> int:
+        """The largest arm (arms run one after another): float64 samples of every seed,
+        twice (drawn and fitted), kept for every generation when the arm accumulates, plus
+        the monitors' samples. Measured peaks: E1 0.70 GB for 0.64 estimated, E4 0.87 for 0.86."""
+        sizes = ("samples_per_generation", "initial_samples")
+        width = int(getattr(self, "dimension", 1))
+        largest = 0
+        for arm in getattr(self, "arms", ()) or (None,):
+            size = max(int(getattr(arm, n, 0) or getattr(self, n, 0)) for n in sizes)
+            policy = getattr(arm, "policy", None)
+            accumulates = policy is not None and policy.mix.startswith("accumulate")
+            kept = 1 + (self.generations if accumulates else 0)
+            largest = max(largest, size * kept + self.monitor_samples)
+        return 8 * 2 * self.num_seeds * width * largest
+
     @model_validator(mode="after")
     def _no_top_p(self) -> CollapseConfig:
         for arm in getattr(self, "arms", ()):

@@ -77,6 +77,10 @@ class VaeConfig(LoopConfig):
             raise ValueError("top_p samples token models: the text studies, not the VAE")
         return self
 
+    def memory_bytes(self) -> int:
+        """Generated images the monitors see, and their features: float64, a few copies."""
+        return 8 * 4 * 784 * (self.monitor_samples + 10 * self.held_out_per_digit)
+
 
 class _Vae(nn.Module):
     def __init__(self, shape: VaeShape) -> None:

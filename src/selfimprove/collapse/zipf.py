@@ -73,6 +73,12 @@ class ZipfConfig(CollapseConfig):
         100, ge=1, description="T at generation 0 (and per generation for iterate)"
     )
 
+    def memory_bytes(self) -> int:
+        """The last generation's draw per seed (initial_samples * 2**g, or initial_samples
+        for iterate) and counts over the vocabulary: 8-byte values, three copies."""
+        largest = max(train_size(arm, self.initial_samples, self.generations) for arm in self.arms)
+        return 8 * 3 * self.num_seeds * (largest + self.vocabulary)
+
 
 @dataclass(frozen=True)
 class Memorizer:

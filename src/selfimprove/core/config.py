@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -21,10 +21,14 @@ class ConfigError(ValueError):
     """Bad user input: a missing file, unknown key, wrong type or impossible value."""
 
 
+Count = Annotated[int, Field(ge=1)]
+"""A size given in a list (hidden widths, digit lengths): at least 1."""
+
+
 class ConfigModel(BaseModel):
     """Base of every config: frozen, unknown keys rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class AlarmConfig(ConfigModel):
@@ -86,23 +90,109 @@ class LoopConfig(ConfigModel):
     )
     gate: GateConfig = Field(GateConfig(), description="decides whether a candidate is kept")
 
+    def memory_bytes(self) -> int:
+        """An estimate of the run's peak memory, checked before anything is allocated
+        (`core/memory.py`); loops whose sizes can outgrow a machine override it."""
+        return 0
+
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+MAX_DEPTH = 32  # nesting of mappings and lists in a config; recipes use 4
+MAX_CONFIG_BYTES = 1_000_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML says keys are
+    unique; PyYAML keeps the last one silently)."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+        except TypeError:  # an unhashable key: construct_mapping says so
+            break
+        if duplicate:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} at line {line}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping, with one-line errors for missing or malformed files."""
+    """Read a YAML mapping, with one-line errors for missing, binary, oversized, too deep or
+    malformed files and for keys given twice."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+        raw = path.read_bytes()
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {len(raw)} bytes; a config is at most {MAX_CONFIG_BYTES}")
+        text = raw.decode("utf-8")
+        data = parse_yaml(text, str(path))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     return data
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """One YAML document, with duplicate keys and nesting deeper than `MAX_DEPTH` refused."""
+    if _nesting(text) > MAX_DEPTH:
+        raise ConfigError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or ""
+        detail = f": {problem}" if problem.startswith("duplicate key") else ""
+        raise ConfigError(f"{source}: not valid YAML{where}{detail}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def _nesting(text: str) -> int:
+    """An upper bound on flow-style nesting (`[[[...`), counted without parsing, so a
+    hostile file cannot make the parser recurse; block nesting is bounded by `_depth`."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed YAML, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -113,8 +203,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key:
             raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. generations=20")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            value = parse_yaml(raw, f"override {override!r}")
+        except ConfigError as error:
+            if "nested deeper" in str(error):
+                raise
             raise ConfigError(f"override {override!r}: value is not valid YAML") from None
         _set_path(result, key.split("."), value, override)
     return result

@@ -35,7 +35,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from selfimprove.core.config import ConfigError, ConfigModel, GateConfig, LoopConfig
+from selfimprove.core.config import ConfigError, ConfigModel, Count, GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
@@ -59,7 +59,7 @@ from selfimprove.distill.classifier import (
 
 class StudentArm(ConfigModel):
     name: str | None = Field(None, description="label in tables and plots")
-    hidden: tuple[int, ...] = Field((64,), min_length=1, description="student hidden widths")
+    hidden: tuple[Count, ...] = Field((64,), min_length=1, description="student hidden widths")
     labels: Literal["hard", "soft"] = Field("soft", description="true labels or teacher's")
     temperature: float = Field(4.0, gt=0.0, description="T of the soft labels")
     alpha: float = Field(0.0, ge=0.0, le=1.0, description="weight of the hard (true-label) loss")
@@ -95,7 +95,7 @@ class ClassifierKdConfig(LoopConfig):
     test_share: float = Field(
         0.25, gt=0.0, lt=1.0, description="share of the images held out for the test"
     )
-    teacher_hidden: tuple[int, ...] = Field(
+    teacher_hidden: tuple[Count, ...] = Field(
         (512, 512), min_length=1, description="teacher hidden widths"
     )
     teacher_steps: int = Field(2000, ge=1, description="teacher training steps")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from selfimprove.core.config import ConfigModel, GateConfig, LoopConfig
+from selfimprove.core.config import ConfigError, ConfigModel, GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
@@ -154,6 +154,13 @@ def corpus(config: LmKdConfig) -> Corpus:
         return np.array(tokenizer.encode(shakespeare.corpus(plays)), dtype=np.int64)
 
     train = ids(train_plays)
+    available = train.size // length
+    wanted = config.train_documents + config.validation_documents
+    if wanted > available:
+        raise ConfigError(
+            f"train_documents + validation_documents = {wanted} windows of {length} characters; "
+            f"the training plays hold {available}"
+        )
     return Corpus(
         spread_windows(train, length, config.train_documents),
         windows_between(train, length, config.validation_documents, config.train_documents),

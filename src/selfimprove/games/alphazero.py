@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, FilePath, model_validator
 
-from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.config import ConfigModel, Count, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
@@ -102,7 +102,7 @@ class EvaluationConfig(ConfigModel):
         description="random-rollout MCTS opponents and the Elo each is assumed to have "
         "(REFERENCES.md, MCTS-100 = 0: MCTS-400 +290, MCTS-1000 +425, MCTS-10000 +750)",
     )
-    peers: tuple[int, ...] = Field(
+    peers: tuple[Count, ...] = Field(
         (),
         description="Connect Four: simulation budgets of OpenSpiel's C++ random-rollout MCTS "
         "to play at ladder generations (needs the 'peers' extra)",
@@ -124,6 +124,22 @@ class AlphaZeroConfig(LoopConfig):
     evaluation: EvaluationConfig = Field(
         EvaluationConfig(), description="scoring against fixed anchors"
     )
+
+    def memory_bytes(self) -> int:
+        """Search trees of every game at once (a node: the board, 17 bytes per action, its
+        bookkeeping; twice the simulations with tree reuse) and the positions of the replay
+        window (float32 planes, policy and value per move)."""
+        cells, actions, moves = {"tictactoe": (9, 9, 9), "connect4": (42, 7, 42)}.get(
+            self.game, (36, 37, 60)
+        )
+        play = self.self_play
+        simulations = max(play.num_simulations, self.evaluation.num_simulations)
+        simulations = max([simulations, *(a.simulations for a in self.evaluation.ladder_anchors)])
+        node = cells + 17 * actions + 32
+        trees = play.games_per_generation * 2 * (simulations + 1) * node
+        position = 4 * (3 * cells + actions + 1)
+        window = play.games_per_generation * moves * position * self.train.replay_window
+        return trees + window
 
     @model_validator(mode="after")
     def _peers_play_connect4(self) -> AlphaZeroConfig:

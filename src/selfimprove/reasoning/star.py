@@ -27,10 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from selfimprove.core.config import GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline, no_summary
@@ -72,6 +72,9 @@ class StarTrainConfig(SelfTrainConfig):
     seed_steps: int = Field(300, ge=1, description="steps on the seed set for generation 0")
 
 
+Digits = Annotated[int, Field(ge=1, le=18)]  # operands stay within int64
+
+
 class StarConfig(LoopConfig):
     """Verifier-filtered self-training on arithmetic with a per-digit scratchpad."""
 
@@ -79,10 +82,10 @@ class StarConfig(LoopConfig):
         "reasoning.star", description="which experiment this recipe runs"
     )
     operation: Operation = Field("add", description="add: n-digit addition; mul1: times a digit")
-    train_digits: tuple[int, ...] = Field(
-        (1, 2, 3, 4, 5), min_length=1, description="operand lengths trained on"
+    train_digits: tuple[Digits, ...] = Field(
+        (1, 2, 3, 4, 5), min_length=1, description="operand lengths trained on (1-18)"
     )
-    eval_digits: tuple[int, ...] = Field(
+    eval_digits: tuple[Digits, ...] = Field(
         (1, 2, 3, 4, 5, 6), min_length=1, description="held-out lengths; may include untrained"
     )
     seed_per_length: int = Field(10, ge=1, description="worked rationales per trained length")
@@ -117,6 +120,32 @@ class StarConfig(LoopConfig):
     target_minutes: float = Field(
         30, gt=0, description="the claim's time limit to reach it (one core; wall time)"
     )
+
+    @model_validator(mode="after")
+    def _rationales_fit_the_context(self) -> StarConfig:
+        # trained lengths only: their rationales are training data, cut silently otherwise
+        # (an evaluated length that does not fit can only be answered wrong: it is allowed,
+        # as star_quick's untrained 4 digits in 64 characters)
+        longest = max(self.train_digits)
+        biggest = Problem(
+            10**longest - 1, 9 if self.operation == "mul1" else 10**longest - 1, self.operation
+        )
+        needed = len(biggest.prompt(hint=True)) + len(biggest.rationale())
+        if needed > self.model.context:
+            raise ValueError(
+                f"a {longest}-digit problem with its rationale is {needed} characters; "
+                f"model.context is {self.model.context}"
+            )
+        return self
+
+    def memory_bytes(self) -> int:
+        """Every problem set as Python objects with their prompts and rationales (about 2 KB
+        each) and the samples of one round."""
+        per_length = self.seed_per_length + self.problems_per_length + self.validation_per_length
+        problems = per_length * len(self.train_digits) + self.eval_per_length * len(
+            self.eval_digits
+        )
+        return 2048 * 2 * problems
 
 
 # --- data ------------------------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""A run's memory estimate, checked against the machine before anything is allocated.
+
+Sizes are user input: `num_seeds: 10**9` or `games_per_generation: 10**9` would otherwise
+run until the kernel kills the process (or for minutes before a `MemoryError`). Each loop's
+config estimates its peak (`LoopConfig.memory_bytes`); a run whose estimate exceeds what the
+machine has available is refused with both numbers in one line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from selfimprove.core.config import ConfigError, LoopConfig
+
+SHARE = 0.9  # of the memory available now that one run may plan to use
+
+
+def available_bytes() -> int:
+    """Memory available to a new process now (`MemAvailable`), or the physical total."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(config: LoopConfig, source: str = "config") -> None:
+    """Refuse a config whose estimated peak memory does not fit this machine."""
+    needed, available = config.memory_bytes(), available_bytes()
+    if needed > SHARE * available:
+        raise ConfigError(
+            f"{source}: these sizes need about {_gib(needed)} of memory; this machine has "
+            f"{_gib(available)} available"
+        )
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:,.1f} GiB"
