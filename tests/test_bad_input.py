@@ -343,3 +343,12 @@ def test_every_number_in_every_config_has_a_lower_bound_and_is_finite() -> None:
     for experiment in EXPERIMENTS:
         walk(experiment.config, "")
     assert not missing, missing
+
+
+def test_a_line_break_in_user_text_stays_on_one_line(tmp_path: Path) -> None:
+    """Found by the command-line fuzz: a path with a line break made a two-line error."""
+    runs = tmp_path / "runs"
+    code, _, err = cli(["run", "0\nsecond line\u2028\x1b[31m"], runs)
+    assert_refused(code, err, runs, "config file not found: 0\\nsecond line\\u2028\\x1b[31m")
+    code, _, err = cli(["show", "x", "--rows", "1\n2"], runs)
+    assert_refused(code, err, runs, "--rows")

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except _USER_ERRORS as error:
-        print(f"selfimprove: error: {error}", file=sys.stderr)
+        print(f"selfimprove: error: {_one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("selfimprove: interrupted; `selfimprove resume RUN` continues a run", file=sys.stderr)
@@ -89,7 +89,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         hint = f"; `{self.prog} --help` shows usage"
-        self.exit(2, f"selfimprove: error: {message.splitlines()[0] if message else ''}{hint}\n")
+        self.exit(2, f"selfimprove: error: {_one_line(message)}{hint}\n")
+
+
+def _one_line(message: str) -> str:
+    """A message on one line: what a user typed (a path, a value) with line breaks and other
+    control characters shown escaped, so it can neither break the line nor drive the
+    terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message.rstrip("\n"))
 
 
 def _positive(text: str) -> int:
