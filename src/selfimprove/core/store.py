@@ -39,30 +39,31 @@ from selfimprove.core.snapshot import (
     write_snapshot,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS run (
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS run (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, seed INTEGER NOT NULL,
-    created TEXT NOT NULL, status TEXT NOT NULL, version TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS arms (
-    name TEXT PRIMARY KEY, position INTEGER NOT NULL, status TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS generations (
+    created TEXT NOT NULL, status TEXT NOT NULL, version TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS arms (
+    name TEXT PRIMARY KEY, position INTEGER NOT NULL, status TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS generations (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL,
-    finished TEXT NOT NULL, seconds REAL, cpu_seconds REAL, PRIMARY KEY (arm, generation));
-CREATE TABLE IF NOT EXISTS metrics (
+    finished TEXT NOT NULL, seconds REAL, cpu_seconds REAL, PRIMARY KEY (arm, generation))""",
+    """CREATE TABLE IF NOT EXISTS metrics (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL,
-    PRIMARY KEY (arm, generation, key));
-CREATE TABLE IF NOT EXISTS provenance (
+    PRIMARY KEY (arm, generation, key))""",
+    """CREATE TABLE IF NOT EXISTS provenance (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, source TEXT NOT NULL,
     origin_generation INTEGER NOT NULL, model TEXT NOT NULL, verdict TEXT, review TEXT,
-    count INTEGER NOT NULL, origin_arm TEXT, passed INTEGER, revision INTEGER);
-CREATE TABLE IF NOT EXISTS events (
+    count INTEGER NOT NULL, origin_arm TEXT, passed INTEGER, revision INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, arm TEXT, generation INTEGER,
-    kind TEXT NOT NULL, message TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
-    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-"""
+    kind TEXT NOT NULL, message TEXT NOT NULL)""",
+    """CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+)
+"""One statement each, so that `create` runs them all in one transaction with the run row."""
 
 _EXHIBITS = """
 CREATE TABLE IF NOT EXISTS exhibits (
@@ -86,7 +87,12 @@ class RunNotFoundError(LookupError):
 
 
 class CorruptRunError(RuntimeError):
-    """A run folder whose database cannot be read."""
+    """A run folder whose database is not a whole, readable run: `reason` says why in one
+    line (half-created by a kill, not a database, damaged pages)."""
+
+    def __init__(self, run: str, reason: str) -> None:
+        super().__init__(f"run {run} is broken: {reason}")
+        self.reason = reason
 
 
 class RunBusyError(RuntimeError):
@@ -115,17 +121,23 @@ class RunStore:
     """One run's folder and database. Create with `create`, reopen with `open`."""
 
     def __init__(self, run_dir: Path) -> None:
+        """Open the run in `run_dir`, whose database must hold a whole run (`create` makes
+        one); anything else is a `CorruptRunError`, and the folder is left as it was."""
         self.run_dir = run_dir
         self._db = sqlite3.connect(run_dir / "run.sqlite", isolation_level=None, timeout=30)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_EXHIBITS)
-            self._db.execute(_SNAPSHOTS)
-            self._add_missing_columns()
+            problem = _missing_run(self._db)  # reads only: a broken folder is not written to
+            if problem is None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(_EXHIBITS)
+                self._db.execute(_SNAPSHOTS)
+                self._add_missing_columns()
         except sqlite3.DatabaseError as error:
+            problem = _database_problem(error)
+        if problem is not None:
             self._db.close()
-            raise CorruptRunError(f"{run_dir / 'run.sqlite'}: {error}") from None
+            raise CorruptRunError(run_dir.name, problem)
 
     def _add_missing_columns(self) -> None:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(provenance)")}
@@ -141,18 +153,26 @@ class RunStore:
     def create(
         cls, runs_dir: Path, kind: str, config: dict[str, Any], seed: int, version: str
     ) -> RunStore:
+        """A new run folder whose database gets its schema and its run row in one
+        transaction, so a kill at any moment leaves a whole run or a plainly empty database."""
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         run_id = f"{_slug(kind.replace('.', '-'))}-{stamp}-{secrets.token_hex(2)}"
         run_dir = runs_dir / run_id
         run_dir.mkdir(parents=True)
-        store = cls(run_dir)
-        store._db.executescript(_SCHEMA)
-        with store._transaction():
-            store._db.execute(
-                "INSERT INTO run VALUES (?, ?, ?, ?, ?, 'running', ?)",
-                (run_id, kind, json.dumps(config, sort_keys=True), seed, now(), version),
-            )
-        return store
+        row = (run_id, kind, json.dumps(config, sort_keys=True), seed, now(), version)
+        db = sqlite3.connect(run_dir / "run.sqlite", isolation_level=None, timeout=30)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for statement in (*_SCHEMA, _EXHIBITS, _SNAPSHOTS):
+                db.execute(statement)
+            db.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, 'running', ?)", row)
+            db.execute("COMMIT")
+        except BaseException:
+            db.close()
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing of the run was committed
+            raise
+        db.close()
+        return cls(run_dir)
 
     @classmethod
     def open(cls, run: str | Path, runs_dir: Path = Path("runs")) -> RunStore:
@@ -191,7 +211,11 @@ class RunStore:
 
     def info(self) -> RunInfo:
         row = self._db.execute("SELECT id, kind, seed, created, status, config FROM run").fetchone()
-        return RunInfo(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+        try:
+            config = json.loads(row[5])
+        except (TypeError, ValueError):
+            raise CorruptRunError(self.run_dir.name, "its config is not JSON") from None
+        return RunInfo(row[0], row[1], row[2], row[3], row[4], config)
 
     def set_status(self, status: str) -> None:
         with self._transaction():
@@ -476,18 +500,52 @@ def _provenance_row(arm: str, generation: int, item: ProvenanceCount) -> tuple[o
     )
 
 
+def _missing_run(db: sqlite3.Connection) -> str | None:
+    """What keeps the database from holding a whole run (what a kill while creating it
+    leaves, or rows deleted by hand), or None. Reads only."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return "run.sqlite is empty: interrupted while it was created"
+    if "run" not in tables:
+        return "run.sqlite has no run table"
+    (rows,) = db.execute("SELECT COUNT(*) FROM run").fetchone()
+    if rows != 1:
+        return f"run.sqlite has {'no' if rows == 0 else rows} run row{'s' if rows > 1 else ''}"
+    return None
+
+
+def _database_problem(error: sqlite3.DatabaseError) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "file is not a database" in text:
+        return "run.sqlite is not a SQLite database"
+    return f"run.sqlite cannot be read: {text}"
+
+
 def list_runs(runs_dir: Path) -> list[RunInfo]:
-    """Every run under `runs_dir`, oldest first."""
-    infos = []
-    for path in sorted(runs_dir.glob("*/run.sqlite")):
-        try:
-            store = RunStore(path.parent)
-        except CorruptRunError:
-            continue
-        try:
-            infos.append(store.info())
-        except sqlite3.DatabaseError:
-            continue
-        finally:
-            store.close()
+    """Every folder of `runs_dir` that holds a `run.sqlite`, oldest first. A broken one is
+    listed too, with status `broken: <reason>`, kind `?`, seed -1, its database's change
+    time as `created`, and no config."""
+    infos = [_listed(path.parent) for path in runs_dir.glob("*/run.sqlite") if path.is_file()]
     return sorted(infos, key=lambda info: info.created)
+
+
+def _listed(run_dir: Path) -> RunInfo:
+    try:
+        store = RunStore(run_dir)
+    except CorruptRunError as error:
+        return _broken(run_dir, error.reason)
+    try:
+        return store.info()
+    except CorruptRunError as error:
+        return _broken(run_dir, error.reason)
+    except sqlite3.DatabaseError as error:
+        return _broken(run_dir, _database_problem(error))
+    finally:
+        store.close()
+
+
+def _broken(run_dir: Path, reason: str) -> RunInfo:
+    changed = datetime.fromtimestamp((run_dir / "run.sqlite").stat().st_mtime, UTC)
+    return RunInfo(
+        run_dir.name, "?", -1, changed.isoformat(timespec="seconds"), f"broken: {reason}", {}
+    )

@@ -1,0 +1,72 @@
+"""The run store as the command line shows it: broken and damaged runs are one-line errors,
+`runs` lists every run folder, and `gc` frees only what no command needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from selfimprove.cli import main
+from tests.core.test_store_integrity import break_run, small_run
+
+BROKEN = ["empty", "no-run-row", "not-sqlite"]
+
+
+def cli(runs_dir: Path, *args: str) -> int:
+    return main(["--runs-dir", str(runs_dir), *args])
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("selfimprove: error: ")
+    return line
+
+
+@pytest.mark.parametrize("how", BROKEN)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["resume"],
+        ["show"],
+        ["report"],
+        ["export", "--out", "kept.jsonl"],
+        ["play", "tictactoe", "--run"],
+    ],
+)
+def test_a_broken_run_folder_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str, command: list[str]
+) -> None:
+    run_dir = break_run(tmp_path, how)
+    if command[0] == "export":
+        command = ["export", run_dir.name, "--out", str(tmp_path / "kept.jsonl")]
+    else:
+        command = [*command, run_dir.name]
+    assert cli(tmp_path, *command) == 2
+    line = one_error_line(capsys)
+    assert f"run {run_dir.name} is broken: " in line
+
+
+def table_rows(text: str) -> dict[str, str]:
+    """The rows of a printed table: first cell -> all cells joined by " | "."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if cells:
+            rows[cells[0]] = " | ".join(cells)
+    return rows
+
+
+def test_runs_lists_every_run_folder_and_marks_broken_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = small_run(tmp_path, generations=2)
+    broken = {how: break_run(tmp_path, how).name for how in BROKEN}
+    (tmp_path / "not-a-run").mkdir()
+    assert cli(tmp_path, "runs") == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert "finished" in rows[good.name]
+    assert "broken: run.sqlite is empty" in rows[broken["empty"]]
+    assert "broken: run.sqlite has no run row" in rows[broken["no-run-row"]]
+    assert "broken: run.sqlite is not a SQLite database" in rows[broken["not-sqlite"]]
+    assert "not-a-run" not in rows
