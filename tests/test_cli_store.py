@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from selfimprove.cli import main
-from tests.core.test_store_integrity import break_run, small_run
+from selfimprove.core.store import RunStore
+from tests.core.test_store_integrity import break_run, mark_running, small_run
 
 BROKEN = ["empty", "no-run-row", "not-sqlite"]
 
@@ -70,3 +71,24 @@ def test_runs_lists_every_run_folder_and_marks_broken_ones(
     assert "broken: run.sqlite has no run row" in rows[broken["no-run-row"]]
     assert "broken: run.sqlite is not a SQLite database" in rows[broken["not-sqlite"]]
     assert "not-a-run" not in rows
+
+
+def test_runs_show_and_report_call_a_run_nobody_runs_stopped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = small_run(tmp_path, stop_after=3)
+    mark_running(run_dir)  # what a kill -9 leaves
+    assert cli(tmp_path, "runs") == 0
+    assert "collapse.gaussian | stopped" in table_rows(capsys.readouterr().out)[run_dir.name]
+    assert cli(tmp_path, "show", run_dir.name) == 0
+    assert "(stopped)" in capsys.readouterr().out
+    assert cli(tmp_path, "report", run_dir.name) == 0
+    assert "status <b>stopped</b>" in (run_dir / "report.html").read_text()
+    store = RunStore.open(run_dir)
+    with store.exclusive():
+        assert cli(tmp_path, "runs") == 0
+        assert "collapse.gaussian | running" in table_rows(capsys.readouterr().out)[run_dir.name]
+    store.close()
+
+
+# -- gc ---------------------------------------------------------------------------------------

@@ -253,7 +253,7 @@ def _show_provenance(store: RunStore) -> None:
             "verifier",
             "verdict",
             "revision",
-            title=f"{arm} ({status}): provenance of what each generation kept",
+            title=f"{arm} ({store.current(status)}): provenance of what each generation kept",
         )
         for row in store.provenance(arm):
             verdict = {True: "passed", False: "failed", None: "-"}[row.passed]
@@ -282,7 +282,8 @@ def _show(args: argparse.Namespace) -> int:
         for arm, status in store.arms():
             series, decisions = store.metrics(arm), store.decisions(arm)
             keys = [k for k in plottable_keys({arm: series}) if not k.startswith("monitor/")][:6]
-            table = Table("generation", "decision", *keys, title=f"{arm} ({status})")
+            title = f"{arm} ({store.current(status)})"
+            table = Table("generation", "decision", *keys, title=title)
             step = max(1, len(series) // max(1, args.rows))
             for generation in sorted(series):
                 if generation % step and generation != max(series):

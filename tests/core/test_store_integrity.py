@@ -3,6 +3,7 @@ no leftover of an interrupted write outlives the next resume."""
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import subprocess
 import sys
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from selfimprove.core.store import CorruptRunError, RunStore
-from selfimprove.experiments import parse_config, start_run
+from selfimprove.core.store import CorruptRunError, RunStore, list_runs
+from selfimprove.experiments import parse_config, resume_run, start_run
 from tests.tiny import tiny
 
 KILLED_AT_THE_RUN_ROW = """
@@ -85,3 +86,66 @@ def small_run(runs_dir: Path, generations: int = 12, **changes: Any) -> Path:
     stop_after = changes.pop("stop_after", None)
     config = parse_config(tiny("collapse.gaussian", generations, **changes), "test")
     return start_run(config, runs_dir, stop_after=stop_after).run_dir
+
+
+def mark_running(run_dir: Path) -> None:
+    """What a `kill -9` leaves: the run and its arm say running."""
+    with sqlite3.connect(run_dir / "run.sqlite") as db:
+        db.execute("UPDATE run SET status = 'running'")
+        db.execute("UPDATE arms SET status = 'running'")
+
+
+HOLD_LOCK = """
+import fcntl, sys
+handle = open(sys.argv[1], "w")
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_running_means_holding_the_lock(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path, stop_after=3)
+    mark_running(run_dir)
+    (listed,) = list_runs(tmp_path)
+    assert listed.status == "stopped"  # a crash left "running", but nobody runs it
+    store = RunStore.open(run_dir)
+    assert store.status() == "stopped" and store.current(store.arms()[0][1]) == "stopped"
+    with store.exclusive():
+        assert list_runs(tmp_path)[0].status == "running"
+        assert store.status() == "running"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(run_dir / ".lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    try:
+        assert list_runs(tmp_path)[0].status == "running"
+    finally:
+        holder.communicate("")
+    assert list_runs(tmp_path)[0].status == "stopped"
+    store.close()
+
+
+def test_a_resumed_run_says_running_while_it_runs(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path, stop_after=3)
+    seen: list[str] = []
+
+    def progress(run: str, arm: str, generation: int, total: int) -> None:
+        del arm, generation, total
+        seen.append(list_runs(tmp_path)[0].status)
+
+    resume_run(run_dir, progress=progress)
+    assert seen and set(seen) == {"running"}
+
+
+def test_the_lock_is_a_flock_on_the_lock_file(tmp_path: Path) -> None:
+    """`is_running` and `exclusive` agree with any process that flocks `.lock`."""
+    store = RunStore.create(tmp_path, "collapse.gaussian", {}, 0, "test")
+    with (store.run_dir / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert store.is_running()
+    assert not store.is_running()
+    store.close()

@@ -22,12 +22,13 @@ import re
 import secrets
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from selfimprove.core.records import Event, GenerationRecord, Metrics, ProvenanceCount
 from selfimprove.core.snapshot import (
@@ -80,6 +81,7 @@ _PROVENANCE_ADDED = ("origin_arm TEXT", "passed INTEGER", "revision INTEGER")
 """Provenance columns added since the first runs; older runs get them (NULL) on open."""
 
 _SNAPSHOTS_KEPT = 2
+_PROBE_PATIENCE_SECONDS = 0.2
 
 
 class RunNotFoundError(LookupError):
@@ -187,15 +189,33 @@ class RunStore:
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        """Hold the run's lock while running it; a second runner fails at once."""
+        """Hold the run's lock while running it; a second runner fails at once. The lock is a
+        `flock` on `.lock`, which the kernel drops however its holder dies, so holding it is
+        what "running" means (`is_running`)."""
         with (self.run_dir / ".lock").open("w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunBusyError(
-                    f"run {self.run_dir.name} is being run by another process"
-                ) from None
+            _take_lock(handle, self.run_dir.name)
             yield
+
+    def is_running(self) -> bool:
+        """Whether some process (this one too, through `exclusive`) holds the run's lock."""
+        try:
+            handle = (self.run_dir / ".lock").open("rb")
+        except OSError:
+            return False  # never locked
+        with handle:
+            try:  # a shared lock, held for an instant: `_take_lock` waits it out
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+        return False
+
+    def current(self, status: str) -> str:
+        """A stored run or arm status as it stands now: `running` in a run that nobody runs
+        (a crash or a kill left it) is `stopped`."""
+        return "stopped" if status == "running" and not self.is_running() else status
+
+    def status(self) -> str:
+        return self.current(self.info().status)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -483,6 +503,21 @@ class ProvenanceRow:
     count: int
 
 
+def _take_lock(handle: IO[str], run: str) -> None:
+    """Lock the run, waiting out an `is_running` probe's momentary shared lock."""
+    deadline = time.monotonic() + _PROBE_PATIENCE_SECONDS
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise RunBusyError(
+                    f"run {run} is in use by another process (running, or its gc)"
+                ) from None
+            time.sleep(0.01)
+
+
 def _provenance_row(arm: str, generation: int, item: ProvenanceCount) -> tuple[object, ...]:
     p, verdict = item.provenance, item.provenance.verdict
     return (
@@ -535,7 +570,8 @@ def _listed(run_dir: Path) -> RunInfo:
     except CorruptRunError as error:
         return _broken(run_dir, error.reason)
     try:
-        return store.info()
+        info = store.info()
+        return replace(info, status=store.current(info.status))
     except CorruptRunError as error:
         return _broken(run_dir, error.reason)
     except sqlite3.DatabaseError as error:
