@@ -9,7 +9,7 @@ import pytest
 
 from selfimprove.cli import main
 from selfimprove.core.store import RunStore
-from tests.core.test_store_integrity import break_run, mark_running, small_run
+from tests.core.test_store_integrity import break_run, mark_running, small_run, zero_a_page_of
 
 BROKEN = ["empty", "no-run-row", "not-sqlite"]
 
@@ -89,6 +89,16 @@ def test_runs_show_and_report_call_a_run_nobody_runs_stopped(
         assert cli(tmp_path, "runs") == 0
         assert "collapse.gaussian | running" in table_rows(capsys.readouterr().out)[run_dir.name]
     store.close()
+
+
+@pytest.mark.parametrize("command", ["resume", "show", "report"])
+def test_a_damaged_database_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    run_dir = small_run(tmp_path, generations=60, checkpoint_every=10, stop_after=40)
+    zero_a_page_of(run_dir, "exhibits")  # nothing reads it on resume: only a check sees it
+    assert cli(tmp_path, command, run_dir.name) == 2
+    assert "run.sqlite is damaged" in one_error_line(capsys)
 
 
 # -- gc ---------------------------------------------------------------------------------------

@@ -141,6 +141,26 @@ def test_a_resumed_run_says_running_while_it_runs(tmp_path: Path) -> None:
     assert seen and set(seen) == {"running"}
 
 
+def zero_a_page_of(run_dir: Path, table: str) -> None:
+    """Overwrite one page of `table` in the run's database with zeros."""
+    database = run_dir / "run.sqlite"
+    with sqlite3.connect(database) as db:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        (page,) = db.execute("SELECT MIN(pageno) FROM dbstat WHERE name = ?", (table,)).fetchone()
+    with database.open("r+b") as file:
+        file.seek((page - 1) * page_size)
+        file.write(bytes(page_size))
+
+
+@pytest.mark.parametrize("table", ["exhibits", "metrics", "snapshots"])
+def test_a_zeroed_page_is_found_before_resuming(tmp_path: Path, table: str) -> None:
+    run_dir = small_run(tmp_path, generations=60, checkpoint_every=10, stop_after=40)
+    zero_a_page_of(run_dir, table)
+    with pytest.raises(CorruptRunError, match=r"run\.sqlite is damaged") as caught:
+        resume_run(run_dir)
+    assert "\n" not in str(caught.value)
+
+
 def test_the_lock_is_a_flock_on_the_lock_file(tmp_path: Path) -> None:
     """`is_running` and `exclusive` agree with any process that flocks `.lock`."""
     store = RunStore.create(tmp_path, "collapse.gaussian", {}, 0, "test")

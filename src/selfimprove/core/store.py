@@ -178,14 +178,34 @@ class RunStore:
 
     @classmethod
     def open(cls, run: str | Path, runs_dir: Path = Path("runs")) -> RunStore:
-        """Open a run by folder path or by id under `runs_dir`."""
+        """Open a run by folder path or by id under `runs_dir`, its pages checked first."""
         for candidate in (Path(run), runs_dir / str(run)):
             if (candidate / "run.sqlite").is_file():
-                return cls(candidate)
+                store = cls(candidate)
+                store.check_pages()
+                return store
         raise RunNotFoundError(f"no run {str(run)!r} (looked in {runs_dir}/ and at that path)")
 
     def close(self) -> None:
         self._db.close()
+
+    def check_pages(self) -> None:
+        """Read every page of the database (`PRAGMA quick_check`, linear in its size: a few
+        milliseconds a megabyte) so that a damaged one is a `CorruptRunError` naming the
+        damage, not a resume that carries on over it. The store is closed when it is one."""
+        try:
+            rows = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.DatabaseError as error:
+            rows = [_first_line(error)]
+        if rows != ["ok"]:
+            self.close()
+            found = [line for row in rows for line in row.splitlines() if not line.startswith("*")]
+            raise CorruptRunError(
+                self.run_dir.name,
+                f"run.sqlite is damaged ({found[0] if found else rows[0]}"
+                f"{'; and more' if len(found) > 1 else ''}); restore it from a copy or start "
+                "the run again",
+            )
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -550,10 +570,17 @@ def _missing_run(db: sqlite3.Connection) -> str | None:
 
 
 def _database_problem(error: sqlite3.DatabaseError) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = _first_line(error)
     if "file is not a database" in text:
         return "run.sqlite is not a SQLite database"
+    if "malformed" in text:
+        return f"run.sqlite is damaged ({text})"
     return f"run.sqlite cannot be read: {text}"
+
+
+def _first_line(message: object) -> str:
+    lines = str(message).strip().splitlines()
+    return lines[0] if lines else type(message).__name__
 
 
 def list_runs(runs_dir: Path) -> list[RunInfo]:
