@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from selfimprove.core import store as store_module
 from selfimprove.core.store import CorruptRunError, RunStore, list_runs
 from selfimprove.experiments import parse_config, resume_run, start_run
 from tests.tiny import tiny
@@ -159,6 +160,54 @@ def test_a_zeroed_page_is_found_before_resuming(tmp_path: Path, table: str) -> N
     with pytest.raises(CorruptRunError, match=r"run\.sqlite is damaged") as caught:
         resume_run(run_dir)
     assert "\n" not in str(caught.value)
+
+
+def test_resume_removes_leftovers_of_interrupted_writes(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path, checkpoint_every=2, stop_after=5)
+    store = RunStore.open(run_dir)
+    arm_dir = store.arm_dir(store.arms()[0][0])
+    store.close()
+    killed_write = arm_dir / ".gen-00006.tmp-99999"
+    killed_write.mkdir()
+    (killed_write / "arrays.npz").write_bytes(b"half")
+    (arm_dir / "gen-00001").mkdir()  # what a prune interrupted after its files left
+    half_pruned = arm_dir / "gen-00003"
+    half_pruned.mkdir()
+    (half_pruned / "arrays.npz").write_bytes(b"the rest of a pruned snapshot")
+    assert resume_run(run_dir).status == "finished"
+    assert sorted(p.name for p in arm_dir.iterdir()) == ["gen-00010", "gen-00012"]
+
+
+class Killed(BaseException):
+    """A `kill -9` in the middle of removing a folder."""
+
+
+def test_a_prune_removes_a_folder_whole_even_when_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RunStore.create(tmp_path, "collapse.gaussian", {}, 0, "test")
+    store.save_snapshot("arm", 0, {"g": 0})
+    store.save_snapshot("arm", 1, {"g": 1})
+    remove = store_module.shutil.rmtree
+
+    def killed_after_one_file(path: Any, *args: Any, **kwargs: Any) -> None:
+        files = sorted(Path(path).glob("*"))
+        if not files:
+            return remove(path, *args, **kwargs)
+        files[-1].unlink()  # snapshot.json goes, arrays.npz stays
+        raise Killed
+
+    monkeypatch.setattr(store_module.shutil, "rmtree", killed_after_one_file)
+    with pytest.raises(Killed):
+        store.save_snapshot("arm", 2, {"g": 2})  # prunes generation 0
+    monkeypatch.setattr(store_module.shutil, "rmtree", remove)
+    gens = sorted(store.arm_dir("arm").glob("gen-*"))
+    assert [p.name for p in gens] == ["gen-00001", "gen-00002"]  # no half folder named gen-
+    assert all(sorted(f.name for f in p.iterdir()) == ["arrays.npz", "snapshot.json"] for p in gens)
+    with store.exclusive():
+        store.remove_leftovers()
+    assert sorted(p.name for p in store.arm_dir("arm").iterdir()) == ["gen-00001", "gen-00002"]
+    store.close()
 
 
 def test_the_lock_is_a_flock_on_the_lock_file(tmp_path: Path) -> None:

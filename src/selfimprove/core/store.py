@@ -6,7 +6,8 @@ refuse UPDATE and DELETE on it). A generation is committed in one transaction, a
 artifacts are in place, so a crash at any moment leaves either the whole generation or none.
 
 Artifacts live in `arms/<arm>/gen-NNNNN/`, written under a temporary name and renamed, so a
-half-written folder never counts. Loop-state snapshots are JSON and numpy arrays
+half-written folder never counts; removed folders are renamed away first, so a half-removed
+one never counts either, and a resume clears what interrupted writes and removals left. Loop-state snapshots are JSON and numpy arrays
 (`core/snapshot.py`), never pickle: reading a run folder someone sent you runs no code. Only
 the two newest are kept.
 """
@@ -437,7 +438,7 @@ class RunStore:
         temporary.mkdir(parents=True)
         write(temporary)
         if final.exists():  # left by a crash after the rename but before the commit
-            shutil.rmtree(final)
+            _discard(final)
         os.rename(temporary, final)
         return final
 
@@ -455,7 +456,7 @@ class RunStore:
                 "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (arm, generation, digest)
             )
         for old in self._snapshot_folders(arm)[:-_SNAPSHOTS_KEPT]:
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
 
     def load_snapshot(
         self, arm: str, at_most: int, codecs: Sequence[TensorCodec] = ()
@@ -501,10 +502,43 @@ class RunStore:
 
     def _snapshot_folders(self, arm: str) -> list[Path]:
         return sorted(
-            folder
-            for folder in self.arm_dir(arm).glob("gen-*")
-            if (folder / STATE_FILE).exists() or (folder / LEGACY_FILE).exists()
+            folder for folder in self.arm_dir(arm).glob("gen-*") if _holds_snapshot(folder)
         )
+
+    def leftovers(self) -> list[Path]:
+        """What interrupted writes and removals left in the arms' folders: temporary `.gen-*`
+        folders, and `gen-*` folders without a snapshot (emptied by a removal that a kill cut
+        short). Remove them only while holding the lock: a running run's are in use."""
+        arm_dirs = sorted(p for p in (self.run_dir / "arms").glob("*") if p.is_dir())
+        return [
+            folder
+            for arm_dir in arm_dirs
+            for folder in sorted(arm_dir.iterdir())
+            if folder.is_dir() and _is_leftover(folder)
+        ]
+
+    def remove_leftovers(self) -> None:
+        for folder in self.leftovers():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _holds_snapshot(folder: Path) -> bool:
+    return (folder / STATE_FILE).exists() or (folder / LEGACY_FILE).exists()
+
+
+def _is_leftover(folder: Path) -> bool:
+    if folder.name.startswith(".gen-"):  # `.gen-N.tmp-PID` being written, `.gen-N.del-PID` removed
+        return True
+    return folder.name.startswith("gen-") and not _holds_snapshot(folder)
+
+
+def _discard(folder: Path) -> None:
+    """Remove a `gen-*` folder whole: renamed to a temporary name first, so a kill while its
+    files go leaves a folder `leftovers` finds, never a half snapshot under a `gen-*` name."""
+    trash = folder.with_name(f".{folder.name}.del-{os.getpid()}")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.rename(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 @dataclass(frozen=True)
