@@ -1,4 +1,4 @@
-"""The command line: run, resume, runs, show, report, export, play, tour.
+"""The command line: run, resume, runs, show, report, export, play, tour, gc.
 
 Bad input (a missing file, an unknown key, a wrong type, an unknown run) is one line on
 stderr and exit code 2, never a traceback.
@@ -27,6 +27,7 @@ from rich.table import Table
 from selfimprove import __version__
 from selfimprove.core.config import ConfigError, field_docs
 from selfimprove.core.engine import NondeterminismError
+from selfimprove.core.garbage import collect_garbage
 from selfimprove.core.records import Claim
 from selfimprove.core.snapshot import SnapshotError
 from selfimprove.core.store import (
@@ -155,6 +156,19 @@ def _parser() -> argparse.ArgumentParser:
     tour.add_argument("--quick", action="store_true", help="smaller settings (about a minute)")
     tour.add_argument("--file", type=Path, default=Path("configs/tour.yaml"), help="tour file")
     tour.set_defaults(handler=_tour)
+
+    gc = commands.add_parser(
+        "gc", help="free old snapshots and leftovers of killed writes in runs not running"
+    )
+    gc.add_argument(
+        "--keep-last",
+        type=int,
+        default=1,
+        metavar="N",
+        help="snapshots kept per arm (default 1: the one resume, play and export read)",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would be freed; remove none")
+    gc.set_defaults(handler=_gc)
     return parser
 
 
@@ -318,6 +332,12 @@ def _tour(args: argparse.Namespace) -> int:
         console.print(f"{held}/{len(claims)} claims hold  {title}")
     console.print(f"tour report: {path.resolve()}")
     out.print(str(path.resolve()))
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    for collected in collect_garbage(args.runs_dir, args.keep_last, args.dry_run):
+        out.print(collected.describe(args.dry_run), markup=False, highlight=False, soft_wrap=True)
     return 0
 
 

@@ -518,8 +518,37 @@ class RunStore:
         ]
 
     def remove_leftovers(self) -> None:
-        for folder in self.leftovers():
-            shutil.rmtree(folder, ignore_errors=True)
+        self.discard(self.leftovers())
+
+    def unneeded_snapshots(self, keep_last: int = 1) -> list[Path]:
+        """Snapshot folders no command reads. `resume`, `play` and `export` read, per arm, the
+        newest recorded snapshot at or before the last committed generation; the newest
+        `keep_last` of those whose checksum holds are kept, and so is a folder this cannot
+        vouch for (damaged, or a pickle: reading it is an error that says what to do).
+        Unneeded: older snapshots, and ones never recorded or of a generation never
+        committed (which a resume writes again)."""
+        unneeded = []
+        for arm, _ in self.arms():
+            recorded = dict(
+                self._db.execute("SELECT generation, sha256 FROM snapshots WHERE arm = ?", (arm,))
+            )
+            last, kept = self.last_generation(arm), 0
+            for folder in reversed(self._snapshot_folders(arm)):
+                generation = int(folder.name.removeprefix("gen-"))
+                if (folder / LEGACY_FILE).exists():
+                    continue
+                if generation > last or generation not in recorded:
+                    unneeded.append(folder)
+                elif _checksum_holds(folder, recorded[generation]):
+                    kept += 1
+                    if kept > keep_last:
+                        unneeded.append(folder)
+        return unneeded
+
+    def discard(self, folders: Sequence[Path]) -> None:
+        """Remove folders of this run whole; call it holding the lock (`exclusive`)."""
+        for folder in folders:
+            _discard(folder)
 
 
 def _holds_snapshot(folder: Path) -> bool:
@@ -532,13 +561,23 @@ def _is_leftover(folder: Path) -> bool:
     return folder.name.startswith("gen-") and not _holds_snapshot(folder)
 
 
+def _checksum_holds(folder: Path, digest: str) -> bool:
+    try:
+        RunStore._check_recorded(folder, digest)
+    except SnapshotError:
+        return False
+    return True
+
+
 def _discard(folder: Path) -> None:
     """Remove a `gen-*` folder whole: renamed to a temporary name first, so a kill while its
     files go leaves a folder `leftovers` finds, never a half snapshot under a `gen-*` name."""
-    trash = folder.with_name(f".{folder.name}.del-{os.getpid()}")
-    shutil.rmtree(trash, ignore_errors=True)
-    os.rename(folder, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    if not folder.name.startswith("."):  # a temporary name already
+        trash = folder.with_name(f".{folder.name}.del-{os.getpid()}")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.rename(folder, trash)
+        folder = trash
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)
