@@ -10,6 +10,11 @@ half-written folder never counts; removed folders are renamed away first, so a h
 one never counts either, and a resume clears what interrupted writes and removals left. Loop-state snapshots are JSON and numpy arrays
 (`core/snapshot.py`), never pickle: reading a run folder someone sent you runs no code. Only
 the two newest are kept.
+
+The store never lies about a run: a new run's schema and `run` row are one transaction;
+opening checks for a whole run and reads every page, so a half-created, foreign or damaged
+database is a one-line `CorruptRunError`; and "running" means holding the run's lock
+(`exclusive`, `current`), never a status a crash left behind.
 """
 
 from __future__ import annotations
