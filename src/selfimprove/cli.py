@@ -1,4 +1,4 @@
-"""The command line: run, resume, runs, show, report, export, play, tour.
+"""The command line: run, resume, runs, show, report, export, play, tour, gc.
 
 Bad input (a missing file, an unknown key, a wrong type, an unknown run) is one line on
 stderr and exit code 2, never a traceback.
@@ -28,6 +28,7 @@ from rich.table import Table
 from selfimprove import __version__
 from selfimprove.core.config import ConfigError, field_docs
 from selfimprove.core.engine import NondeterminismError
+from selfimprove.core.garbage import collect_garbage
 from selfimprove.core.records import Claim
 from selfimprove.core.snapshot import SnapshotError
 from selfimprove.core.store import (
@@ -196,6 +197,19 @@ def _parser() -> argparse.ArgumentParser:
     tour.add_argument("--quick", action="store_true", help="smaller settings (about a minute)")
     tour.add_argument("--file", type=Path, default=Path("configs/tour.yaml"), help="tour file")
     tour.set_defaults(handler=_tour)
+
+    gc = commands.add_parser(
+        "gc", help="free old snapshots and leftovers of killed writes in runs not running"
+    )
+    gc.add_argument(
+        "--keep-last",
+        type=int,
+        default=1,
+        metavar="N",
+        help="snapshots kept per arm (default 1: the one resume, play and export read)",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would be freed; remove none")
+    gc.set_defaults(handler=_gc)
     return parser
 
 
@@ -300,7 +314,7 @@ def _show_provenance(store: RunStore) -> None:
             "verifier",
             "verdict",
             "revision",
-            title=f"{arm} ({status}): provenance of what each generation kept",
+            title=f"{arm} ({store.current(status)}): provenance of what each generation kept",
         )
         for row in store.provenance(arm):
             verdict = {True: "passed", False: "failed", None: "-"}[row.passed]
@@ -329,7 +343,8 @@ def _show(args: argparse.Namespace) -> int:
         for arm, status in store.arms():
             series, decisions = store.metrics(arm), store.decisions(arm)
             keys = [k for k in plottable_keys({arm: series}) if not k.startswith("monitor/")][:6]
-            table = Table("generation", "decision", *keys, title=f"{arm} ({status})")
+            title = f"{arm} ({store.current(status)})"
+            table = Table("generation", "decision", *keys, title=title)
             step = max(1, len(series) // max(1, args.rows))
             for generation in sorted(series):
                 if generation % step and generation != max(series):
@@ -368,6 +383,12 @@ def _tour(args: argparse.Namespace) -> int:
         console.print(f"{held}/{len(claims)} claims hold  {title}")
     console.print(f"tour report: {path.resolve()}")
     out.print(str(path.resolve()))
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    for collected in collect_garbage(args.runs_dir, args.keep_last, args.dry_run):
+        out.print(collected.describe(args.dry_run), markup=False, highlight=False, soft_wrap=True)
     return 0
 
 

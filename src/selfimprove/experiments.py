@@ -123,6 +123,7 @@ def _drive(
 ) -> RunResult:
     try:
         with store.exclusive():
+            store.remove_leftovers()  # of writes a crash or kill interrupted
             engine = Engine(config, store, progress, CODECS)
             status = engine.run(arms(), stop_after=stop_after)
         return RunResult(store.run_dir, status)

@@ -124,6 +124,7 @@ class Engine:
         `stop_after` stops the run once an arm has committed that generation, as a crash
         would, so tests can compare an interrupted-then-resumed run with a whole one.
         """
+        self.store.set_status("running")  # a resumed run said stopped (or waiting) until now
         self.store.register_arms([arm.name for arm in arms])
         statuses = dict(self.store.arms())
         for arm in arms:

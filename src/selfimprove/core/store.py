@@ -6,9 +6,15 @@ refuse UPDATE and DELETE on it). A generation is committed in one transaction, a
 artifacts are in place, so a crash at any moment leaves either the whole generation or none.
 
 Artifacts live in `arms/<arm>/gen-NNNNN/`, written under a temporary name and renamed, so a
-half-written folder never counts. Loop-state snapshots are JSON and numpy arrays
+half-written folder never counts; removed folders are renamed away first, so a half-removed
+one never counts either, and a resume clears what interrupted writes and removals left. Loop-state snapshots are JSON and numpy arrays
 (`core/snapshot.py`), never pickle: reading a run folder someone sent you runs no code. Only
 the two newest are kept.
+
+The store never lies about a run: a new run's schema and `run` row are one transaction;
+opening checks for a whole run and reads every page, so a half-created, foreign or damaged
+database is a one-line `CorruptRunError`; and "running" means holding the run's lock
+(`exclusive`, `current`), never a status a crash left behind.
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ import re
 import secrets
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from selfimprove.core.records import Event, GenerationRecord, Metrics, ProvenanceCount
 from selfimprove.core.snapshot import (
@@ -39,30 +46,31 @@ from selfimprove.core.snapshot import (
     write_snapshot,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS run (
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS run (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, seed INTEGER NOT NULL,
-    created TEXT NOT NULL, status TEXT NOT NULL, version TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS arms (
-    name TEXT PRIMARY KEY, position INTEGER NOT NULL, status TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS generations (
+    created TEXT NOT NULL, status TEXT NOT NULL, version TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS arms (
+    name TEXT PRIMARY KEY, position INTEGER NOT NULL, status TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS generations (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL,
-    finished TEXT NOT NULL, seconds REAL, cpu_seconds REAL, PRIMARY KEY (arm, generation));
-CREATE TABLE IF NOT EXISTS metrics (
+    finished TEXT NOT NULL, seconds REAL, cpu_seconds REAL, PRIMARY KEY (arm, generation))""",
+    """CREATE TABLE IF NOT EXISTS metrics (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, key TEXT NOT NULL, value REAL,
-    PRIMARY KEY (arm, generation, key));
-CREATE TABLE IF NOT EXISTS provenance (
+    PRIMARY KEY (arm, generation, key))""",
+    """CREATE TABLE IF NOT EXISTS provenance (
     arm TEXT NOT NULL, generation INTEGER NOT NULL, source TEXT NOT NULL,
     origin_generation INTEGER NOT NULL, model TEXT NOT NULL, verdict TEXT, review TEXT,
-    count INTEGER NOT NULL, origin_arm TEXT, passed INTEGER, revision INTEGER);
-CREATE TABLE IF NOT EXISTS events (
+    count INTEGER NOT NULL, origin_arm TEXT, passed INTEGER, revision INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, arm TEXT, generation INTEGER,
-    kind TEXT NOT NULL, message TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
-    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-"""
+    kind TEXT NOT NULL, message TEXT NOT NULL)""",
+    """CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+)
+"""One statement each, so that `create` runs them all in one transaction with the run row."""
 
 _EXHIBITS = """
 CREATE TABLE IF NOT EXISTS exhibits (
@@ -79,6 +87,7 @@ _PROVENANCE_ADDED = ("origin_arm TEXT", "passed INTEGER", "revision INTEGER")
 """Provenance columns added since the first runs; older runs get them (NULL) on open."""
 
 _SNAPSHOTS_KEPT = 2
+_PROBE_PATIENCE_SECONDS = 0.2
 
 
 class RunNotFoundError(LookupError):
@@ -86,7 +95,12 @@ class RunNotFoundError(LookupError):
 
 
 class CorruptRunError(RuntimeError):
-    """A run folder whose database cannot be read."""
+    """A run folder whose database is not a whole, readable run: `reason` says why in one
+    line (half-created by a kill, not a database, damaged pages)."""
+
+    def __init__(self, run: str, reason: str) -> None:
+        super().__init__(f"run {run} is broken: {reason}")
+        self.reason = reason
 
 
 class RunBusyError(RuntimeError):
@@ -115,17 +129,23 @@ class RunStore:
     """One run's folder and database. Create with `create`, reopen with `open`."""
 
     def __init__(self, run_dir: Path) -> None:
+        """Open the run in `run_dir`, whose database must hold a whole run (`create` makes
+        one); anything else is a `CorruptRunError`, and the folder is left as it was."""
         self.run_dir = run_dir
         self._db = sqlite3.connect(run_dir / "run.sqlite", isolation_level=None, timeout=30)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_EXHIBITS)
-            self._db.execute(_SNAPSHOTS)
-            self._add_missing_columns()
+            problem = _missing_run(self._db)  # reads only: a broken folder is not written to
+            if problem is None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(_EXHIBITS)
+                self._db.execute(_SNAPSHOTS)
+                self._add_missing_columns()
         except sqlite3.DatabaseError as error:
+            problem = _database_problem(error)
+        if problem is not None:
             self._db.close()
-            raise CorruptRunError(f"{run_dir / 'run.sqlite'}: {error}") from None
+            raise CorruptRunError(run_dir.name, problem)
 
     def _add_missing_columns(self) -> None:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(provenance)")}
@@ -141,41 +161,87 @@ class RunStore:
     def create(
         cls, runs_dir: Path, kind: str, config: dict[str, Any], seed: int, version: str
     ) -> RunStore:
+        """A new run folder whose database gets its schema and its run row in one
+        transaction, so a kill at any moment leaves a whole run or a plainly empty database."""
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         run_id = f"{_slug(kind.replace('.', '-'))}-{stamp}-{secrets.token_hex(2)}"
         run_dir = runs_dir / run_id
         run_dir.mkdir(parents=True)
-        store = cls(run_dir)
-        store._db.executescript(_SCHEMA)
-        with store._transaction():
-            store._db.execute(
-                "INSERT INTO run VALUES (?, ?, ?, ?, ?, 'running', ?)",
-                (run_id, kind, json.dumps(config, sort_keys=True), seed, now(), version),
-            )
-        return store
+        row = (run_id, kind, json.dumps(config, sort_keys=True), seed, now(), version)
+        db = sqlite3.connect(run_dir / "run.sqlite", isolation_level=None, timeout=30)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for statement in (*_SCHEMA, _EXHIBITS, _SNAPSHOTS):
+                db.execute(statement)
+            db.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, 'running', ?)", row)
+            db.execute("COMMIT")
+        except BaseException:
+            db.close()
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing of the run was committed
+            raise
+        db.close()
+        return cls(run_dir)
 
     @classmethod
     def open(cls, run: str | Path, runs_dir: Path = Path("runs")) -> RunStore:
-        """Open a run by folder path or by id under `runs_dir`."""
+        """Open a run by folder path or by id under `runs_dir`, its pages checked first."""
         for candidate in (Path(run), runs_dir / str(run)):
             if (candidate / "run.sqlite").is_file():
-                return cls(candidate)
+                store = cls(candidate)
+                store.check_pages()
+                return store
         raise RunNotFoundError(f"no run {str(run)!r} (looked in {runs_dir}/ and at that path)")
 
     def close(self) -> None:
         self._db.close()
 
+    def check_pages(self) -> None:
+        """Read every page of the database (`PRAGMA quick_check`, linear in its size: a few
+        milliseconds a megabyte) so that a damaged one is a `CorruptRunError` naming the
+        damage, not a resume that carries on over it. The store is closed when it is one."""
+        try:
+            rows = [str(row[0]) for row in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.DatabaseError as error:
+            rows = [_first_line(error)]
+        if rows != ["ok"]:
+            self.close()
+            found = [line for row in rows for line in row.splitlines() if not line.startswith("*")]
+            raise CorruptRunError(
+                self.run_dir.name,
+                f"run.sqlite is damaged ({found[0] if found else rows[0]}"
+                f"{'; and more' if len(found) > 1 else ''}); restore it from a copy or start "
+                "the run again",
+            )
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        """Hold the run's lock while running it; a second runner fails at once."""
+        """Hold the run's lock while running it; a second runner fails at once. The lock is a
+        `flock` on `.lock`, which the kernel drops however its holder dies, so holding it is
+        what "running" means (`is_running`)."""
         with (self.run_dir / ".lock").open("w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunBusyError(
-                    f"run {self.run_dir.name} is being run by another process"
-                ) from None
+            _take_lock(handle, self.run_dir.name)
             yield
+
+    def is_running(self) -> bool:
+        """Whether some process (this one too, through `exclusive`) holds the run's lock."""
+        try:
+            handle = (self.run_dir / ".lock").open("rb")
+        except OSError:
+            return False  # never locked
+        with handle:
+            try:  # a shared lock, held for an instant: `_take_lock` waits it out
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+        return False
+
+    def current(self, status: str) -> str:
+        """A stored run or arm status as it stands now: `running` in a run that nobody runs
+        (a crash or a kill left it) is `stopped`."""
+        return "stopped" if status == "running" and not self.is_running() else status
+
+    def status(self) -> str:
+        return self.current(self.info().status)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -191,7 +257,11 @@ class RunStore:
 
     def info(self) -> RunInfo:
         row = self._db.execute("SELECT id, kind, seed, created, status, config FROM run").fetchone()
-        return RunInfo(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+        try:
+            config = json.loads(row[5])
+        except (TypeError, ValueError):
+            raise CorruptRunError(self.run_dir.name, "its config is not JSON") from None
+        return RunInfo(row[0], row[1], row[2], row[3], row[4], config)
 
     def set_status(self, status: str) -> None:
         with self._transaction():
@@ -373,7 +443,7 @@ class RunStore:
         temporary.mkdir(parents=True)
         write(temporary)
         if final.exists():  # left by a crash after the rename but before the commit
-            shutil.rmtree(final)
+            _discard(final)
         os.rename(temporary, final)
         return final
 
@@ -391,7 +461,7 @@ class RunStore:
                 "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (arm, generation, digest)
             )
         for old in self._snapshot_folders(arm)[:-_SNAPSHOTS_KEPT]:
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
 
     def load_snapshot(
         self, arm: str, at_most: int, codecs: Sequence[TensorCodec] = ()
@@ -437,10 +507,82 @@ class RunStore:
 
     def _snapshot_folders(self, arm: str) -> list[Path]:
         return sorted(
-            folder
-            for folder in self.arm_dir(arm).glob("gen-*")
-            if (folder / STATE_FILE).exists() or (folder / LEGACY_FILE).exists()
+            folder for folder in self.arm_dir(arm).glob("gen-*") if _holds_snapshot(folder)
         )
+
+    def leftovers(self) -> list[Path]:
+        """What interrupted writes and removals left in the arms' folders: temporary `.gen-*`
+        folders, and `gen-*` folders without a snapshot (emptied by a removal that a kill cut
+        short). Remove them only while holding the lock: a running run's are in use."""
+        arm_dirs = sorted(p for p in (self.run_dir / "arms").glob("*") if p.is_dir())
+        return [
+            folder
+            for arm_dir in arm_dirs
+            for folder in sorted(arm_dir.iterdir())
+            if folder.is_dir() and _is_leftover(folder)
+        ]
+
+    def remove_leftovers(self) -> None:
+        self.discard(self.leftovers())
+
+    def unneeded_snapshots(self, keep_last: int = 1) -> list[Path]:
+        """Snapshot folders no command reads. `resume`, `play` and `export` read, per arm, the
+        newest recorded snapshot at or before the last committed generation; the newest
+        `keep_last` of those whose checksum holds are kept, and so is a folder this cannot
+        vouch for (damaged, or a pickle: reading it is an error that says what to do).
+        Unneeded: older snapshots, and ones never recorded or of a generation never
+        committed (which a resume writes again)."""
+        unneeded = []
+        for arm, _ in self.arms():
+            recorded = dict(
+                self._db.execute("SELECT generation, sha256 FROM snapshots WHERE arm = ?", (arm,))
+            )
+            last, kept = self.last_generation(arm), 0
+            for folder in reversed(self._snapshot_folders(arm)):
+                generation = int(folder.name.removeprefix("gen-"))
+                if (folder / LEGACY_FILE).exists():
+                    continue
+                if generation > last or generation not in recorded:
+                    unneeded.append(folder)
+                elif _checksum_holds(folder, recorded[generation]):
+                    kept += 1
+                    if kept > keep_last:
+                        unneeded.append(folder)
+        return unneeded
+
+    def discard(self, folders: Sequence[Path]) -> None:
+        """Remove folders of this run whole; call it holding the lock (`exclusive`)."""
+        for folder in folders:
+            _discard(folder)
+
+
+def _holds_snapshot(folder: Path) -> bool:
+    return (folder / STATE_FILE).exists() or (folder / LEGACY_FILE).exists()
+
+
+def _is_leftover(folder: Path) -> bool:
+    if folder.name.startswith(".gen-"):  # `.gen-N.tmp-PID` being written, `.gen-N.del-PID` removed
+        return True
+    return folder.name.startswith("gen-") and not _holds_snapshot(folder)
+
+
+def _checksum_holds(folder: Path, digest: str) -> bool:
+    try:
+        RunStore._check_recorded(folder, digest)
+    except SnapshotError:
+        return False
+    return True
+
+
+def _discard(folder: Path) -> None:
+    """Remove a `gen-*` folder whole: renamed to a temporary name first, so a kill while its
+    files go leaves a folder `leftovers` finds, never a half snapshot under a `gen-*` name."""
+    if not folder.name.startswith("."):  # a temporary name already
+        trash = folder.with_name(f".{folder.name}.del-{os.getpid()}")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.rename(folder, trash)
+        folder = trash
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -457,6 +599,21 @@ class ProvenanceRow:
     revision: int
     review: str
     count: int
+
+
+def _take_lock(handle: IO[str], run: str) -> None:
+    """Lock the run, waiting out an `is_running` probe's momentary shared lock."""
+    deadline = time.monotonic() + _PROBE_PATIENCE_SECONDS
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise RunBusyError(
+                    f"run {run} is in use by another process (running, or its gc)"
+                ) from None
+            time.sleep(0.01)
 
 
 def _provenance_row(arm: str, generation: int, item: ProvenanceCount) -> tuple[object, ...]:
@@ -476,18 +633,60 @@ def _provenance_row(arm: str, generation: int, item: ProvenanceCount) -> tuple[o
     )
 
 
+def _missing_run(db: sqlite3.Connection) -> str | None:
+    """What keeps the database from holding a whole run (what a kill while creating it
+    leaves, or rows deleted by hand), or None. Reads only."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return "run.sqlite is empty: interrupted while it was created"
+    if "run" not in tables:
+        return "run.sqlite has no run table"
+    (rows,) = db.execute("SELECT COUNT(*) FROM run").fetchone()
+    if rows != 1:
+        return f"run.sqlite has {'no' if rows == 0 else rows} run row{'s' if rows > 1 else ''}"
+    return None
+
+
+def _database_problem(error: sqlite3.DatabaseError) -> str:
+    text = _first_line(error)
+    if "file is not a database" in text:
+        return "run.sqlite is not a SQLite database"
+    if "malformed" in text:
+        return f"run.sqlite is damaged ({text})"
+    return f"run.sqlite cannot be read: {text}"
+
+
+def _first_line(message: object) -> str:
+    lines = str(message).strip().splitlines()
+    return lines[0] if lines else type(message).__name__
+
+
 def list_runs(runs_dir: Path) -> list[RunInfo]:
-    """Every run under `runs_dir`, oldest first."""
-    infos = []
-    for path in sorted(runs_dir.glob("*/run.sqlite")):
-        try:
-            store = RunStore(path.parent)
-        except CorruptRunError:
-            continue
-        try:
-            infos.append(store.info())
-        except sqlite3.DatabaseError:
-            continue
-        finally:
-            store.close()
+    """Every folder of `runs_dir` that holds a `run.sqlite`, oldest first. A broken one is
+    listed too, with status `broken: <reason>`, kind `?`, seed -1, its database's change
+    time as `created`, and no config."""
+    infos = [_listed(path.parent) for path in runs_dir.glob("*/run.sqlite") if path.is_file()]
     return sorted(infos, key=lambda info: info.created)
+
+
+def _listed(run_dir: Path) -> RunInfo:
+    try:
+        store = RunStore(run_dir)
+    except CorruptRunError as error:
+        return _broken(run_dir, error.reason)
+    try:
+        info = store.info()
+        return replace(info, status=store.current(info.status))
+    except CorruptRunError as error:
+        return _broken(run_dir, error.reason)
+    except sqlite3.DatabaseError as error:
+        return _broken(run_dir, _database_problem(error))
+    finally:
+        store.close()
+
+
+def _broken(run_dir: Path, reason: str) -> RunInfo:
+    changed = datetime.fromtimestamp((run_dir / "run.sqlite").stat().st_mtime, UTC)
+    return RunInfo(
+        run_dir.name, "?", -1, changed.isoformat(timespec="seconds"), f"broken: {reason}", {}
+    )

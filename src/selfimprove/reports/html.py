@@ -40,11 +40,11 @@ details { margin: 0.5em 0; }
 def run_section(store: RunStore, claims: Sequence[Claim] = (), heading: str | None = None) -> str:
     info = store.info()
     arms: dict[str, Series] = {name: store.metrics(name) for name, _ in store.arms()}
-    statuses = dict(store.arms())
+    statuses = {name: store.current(status) for name, status in store.arms()}
     parts = [f"<h2>{html.escape(heading or info.id)}</h2>"]
     parts.append(
         f"<p>run <code>{html.escape(info.id)}</code> · kind <code>{html.escape(info.kind)}</code> · "
-        f"seed {info.seed} · status <b>{html.escape(info.status)}</b> · started {info.created}</p>"
+        f"seed {info.seed} · status <b>{html.escape(store.current(info.status))}</b> · started {info.created}</p>"
     )
     if claims:
         parts.append(_claims_table(claims))
