@@ -44,7 +44,7 @@ def test_a_right_program_passes_and_a_wrong_one_fails(sandbox: Sandbox) -> None:
     assert right.isolation.startswith("bwrap+") and "UNSAFE" not in right.isolation
 
 
-ESCAPES = {
+ESCAPES: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "infinite loop": ("def f(x):\n    while True:\n        pass\n", "CPU limit"),
     "fork bomb": ("import os\ndef f(x):\n    while True:\n        os.fork()\n", "os.fork"),
     "memory bomb": ("def f(x):\n    return len(bytearray(10**10))\n", "MemoryError"),
@@ -56,9 +56,9 @@ ESCAPES = {
         "def f(x):\n    open('/usr/selfimprove-escaped', 'w').write('x')\n    return x\n",
         "writing",
     ),
-    "read the project": (
+    "read the project": (  # the hook refuses it, or (a project under /tmp) it is not there
         f"def f(x):\n    return open({str(PROJECT / 'pyproject.toml')!r}).read()\n",
-        "reading",
+        ("reading", "No such file"),
     ),
     "subprocess": (
         "import subprocess\ndef f(x):\n    return subprocess.run(['true'])\n",
@@ -77,10 +77,11 @@ ESCAPES = {
 
 @pytest.mark.parametrize("name", sorted(ESCAPES))
 def test_escapes_are_contained_and_reported(sandbox: Sandbox, name: str) -> None:
-    body, reason = ESCAPES[name]
+    body, reasons = ESCAPES[name]
     verdict = run(sandbox, body)
     assert not verdict.passed
-    assert reason in verdict.reason, verdict.reason
+    expected = (reasons,) if isinstance(reasons, str) else reasons
+    assert any(reason in verdict.reason for reason in expected), verdict.reason
     assert verdict.seconds < 10
     assert not Path("/usr/selfimprove-escaped").exists()
 
