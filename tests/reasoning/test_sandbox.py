@@ -45,7 +45,7 @@ def test_a_right_program_passes_and_a_wrong_one_fails(sandbox: Sandbox) -> None:
 
 
 ESCAPES: dict[str, tuple[str, str | tuple[str, ...]]] = {
-    "infinite loop": ("def f(x):\n    while True:\n        pass\n", "CPU limit"),
+    "infinite loop": ("def f(x):\n    while True:\n        pass\n", ("CPU limit", "at a limit")),
     "fork bomb": ("import os\ndef f(x):\n    while True:\n        os.fork()\n", "os.fork"),
     "memory bomb": ("def f(x):\n    return len(bytearray(10**10))\n", "MemoryError"),
     "network": (
@@ -128,8 +128,9 @@ def test_o_trunc_on_the_interpreters_files_truncates_nothing(sandbox: Sandbox) -
             "    except OSError as error:\n        return type(error).__name__\n"
             "    return 'opened'\n"
         )
-        for prefix in ("", HOOK_OFF):
-            sandbox.run(prefix + body, "f", [[]], ["opened"])
+        for prefix, refused_by in (("", "PermissionError"), (HOOK_OFF, "OSError")):
+            verdict = sandbox.run(prefix + body, "f", [[]], [refused_by])
+            assert verdict.passed, verdict.reason  # the child got as far as os.open
             assert canary.read_text() == "intact"
     finally:
         canary.unlink()
@@ -242,3 +243,73 @@ def test_a_required_level_the_machine_lacks_fails_closed(monkeypatch: pytest.Mon
     verdict = run(strict, "def f(x):\n    return sorted(x)[::-1]\n")
     assert not verdict.passed
     assert "only rlimits isolation" in verdict.reason
+
+
+def test_the_hook_switched_off_cannot_write_sysctls_or_anything_else_in_proc(
+    sandbox: Sandbox,
+) -> None:
+    """As root the child is the host's uid 0 (without capabilities); sysctls such as
+    kernel.core_pattern answer to the uid alone. Nothing in its /proc outside its own
+    processes opens for writing, and the root, /dev and /dev/shm are read-only."""
+    body = (
+        "import os\ndef f():\n    opened = []\n"
+        "    for top, dirs, files in os.walk('/proc'):\n"
+        "        if top == '/proc':\n"
+        "            dirs[:] = [d for d in dirs if not d.isdigit() and d not in ('self', 'thread-self')]\n"
+        "        for name in files:\n"
+        "            path = os.path.join(top, name)\n"
+        "            try:\n                os.close(os.open(path, os.O_WRONLY))\n"
+        "                opened.append(path)\n"
+        "            except OSError:\n                pass\n"
+        "    for path in ('/x', '/dev/x', '/dev/shm/x', '/proc/sys/kernel/core_pattern'):\n"
+        "        try:\n            open(path, 'w').close()\n            opened.append(path)\n"
+        "        except OSError:\n            pass\n"
+        "    return opened\n"
+    )
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [[]])
+    assert verdict.passed, verdict.reason
+
+
+def test_forked_memory_is_bounded_for_the_whole_tree(sandbox: Sandbox) -> None:
+    """RLIMIT_AS is per process: 6 forks of 200 MB each would hold 1.2 GB. With a memory
+    cgroup the tree shares one limit (256 + 16 MB here) and the kernel kills the excess."""
+    if "memory-cgroup" not in sandbox.isolation:
+        pytest.skip("no memory cgroup here: the tree is bounded by processes x memory_mb")
+    body = (
+        "import os, time\ndef f():\n    kids = []\n    for _ in range(6):\n"
+        "        pid = os.fork()\n        if pid == 0:\n"
+        "            block = bytearray(200 * 2**20)\n"
+        "            for i in range(0, len(block), 4096):\n                block[i] = 1\n"
+        "            time.sleep(1)\n            os._exit(0)\n        kids.append(pid)\n"
+        "    done = [os.waitpid(k, 0)[1] == 0 for k in kids]\n    return sum(done) < 6\n"
+    )
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [True])
+    assert verdict.passed or "at a limit" in verdict.reason, verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("import os\nos._exit(200)\n", "exit code 200"),
+        ("import os, signal\nos.kill(os.getpid(), 40)\n", "no result"),
+    ],
+)
+def test_odd_exit_codes_are_failed_verdicts_not_crashes(
+    sandbox: Sandbox, body: str, reason: str
+) -> None:
+    verdict = sandbox.run(HOOK_OFF + body, "f", [[]], [1])
+    assert not verdict.passed and reason in verdict.reason, verdict.reason
+
+
+def test_a_run_whose_process_limit_cannot_be_set_up_fails_closed(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selfimprove.reasoning import isolation
+
+    if os.geteuid() != 0:
+        pytest.skip("as another user the limit is RLIMIT_NPROC, which needs no cgroup")
+    monkeypatch.setattr(isolation, "_new_group", lambda controller, values: None)
+    verdict = run(sandbox, "def f(x):\n    return sorted(x)[::-1]\n")
+    assert not verdict.passed
+    assert verdict.reason == "sandbox: the process limit could not be set up"
+    assert verdict.isolation.startswith("UNSAFE:")

