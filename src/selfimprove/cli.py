@@ -83,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as rich does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as error:  # the file system said no: a folder missing, no space, no right
+        where = f": {error.filename}" if error.filename else ""
+        print(
+            f"selfimprove: error: {_one_line(f'{error.strerror or error}{where}')}", file=sys.stderr
+        )
+        return 2
 
 
 class _Parser(argparse.ArgumentParser):

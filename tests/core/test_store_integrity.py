@@ -178,6 +178,22 @@ def test_resume_removes_leftovers_of_interrupted_writes(tmp_path: Path) -> None:
     assert sorted(p.name for p in arm_dir.iterdir()) == ["gen-00010", "gen-00012"]
 
 
+def test_resume_never_removes_through_a_link(tmp_path: Path) -> None:
+    """Found in review: a run folder someone sent you may link `arms/x` (or a `gen-*`) to a
+    folder elsewhere; cleaning leftovers must not follow it."""
+    run_dir = small_run(tmp_path, checkpoint_every=2, stop_after=5)
+    outside = tmp_path / "outside"
+    (outside / "gen-00001").mkdir(parents=True)
+    (outside / ".gen-00002.tmp-1").mkdir()
+    (run_dir / "arms" / "linked").symlink_to(outside, target_is_directory=True)
+    store = RunStore.open(run_dir)
+    arm_dir = store.arm_dir(store.arms()[0][0])
+    store.close()
+    (arm_dir / "gen-00003").symlink_to(outside / "gen-00001", target_is_directory=True)
+    assert resume_run(run_dir).status == "finished"
+    assert sorted(p.name for p in outside.iterdir()) == [".gen-00002.tmp-1", "gen-00001"]
+
+
 class Killed(BaseException):
     """A `kill -9` in the middle of removing a folder."""
 

@@ -50,6 +50,14 @@ class NgramConfig(LoopConfig):
     )
     checkpoint_every: int = Field(0, ge=0, description="cheap to replay: no snapshots by default")
 
+    def memory_bytes(self) -> int:
+        """Word ids and bigram codes (int64, a few copies) of one generation's documents,
+        which the corpus bounds (about a million words), kept per generation when an arm
+        accumulates."""
+        words = min((self.train_documents or 10**6) * self.document_words, 2 * 10**6)
+        accumulates = any(arm.policy.mix.startswith("accumulate") for arm in self.arms)
+        return 8 * 8 * words * (1 + (self.generations if accumulates else 0))
+
 
 @dataclass(frozen=True)
 class Bigram:

@@ -514,12 +514,15 @@ class RunStore:
         """What interrupted writes and removals left in the arms' folders: temporary `.gen-*`
         folders, and `gen-*` folders without a snapshot (emptied by a removal that a kill cut
         short). Remove them only while holding the lock: a running run's are in use."""
-        arm_dirs = sorted(p for p in (self.run_dir / "arms").glob("*") if p.is_dir())
+        # never through a link: a run folder someone sent you may point `arms/x` elsewhere
+        arm_dirs = sorted(
+            p for p in (self.run_dir / "arms").glob("*") if p.is_dir() and not p.is_symlink()
+        )
         return [
             folder
             for arm_dir in arm_dirs
             for folder in sorted(arm_dir.iterdir())
-            if folder.is_dir() and _is_leftover(folder)
+            if folder.is_dir() and not folder.is_symlink() and _is_leftover(folder)
         ]
 
     def remove_leftovers(self) -> None:

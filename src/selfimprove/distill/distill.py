@@ -27,6 +27,7 @@ machine; `timing/*` is never compared when a resumed run replays a generation).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,6 +117,19 @@ class ClassifierKdConfig(LoopConfig):
         description="iterated generations: keep a student no worse than its predecessor on the "
         "validation images",
     )
+
+    def memory_bytes(self) -> int:
+        """The teacher and one student at a time (MLPs on at most 784 inputs): weights,
+        gradients and Adam's moments, activations of a training batch and of the whole
+        test set scored at once (about 2,000 images)."""
+
+        def mlp(hidden: tuple[int, ...]) -> int:
+            widths = (784, *hidden, 10)
+            parameters = sum(a * b + b for a, b in itertools.pairwise(widths))
+            return 4 * (4 * parameters + 2000 * sum(widths) * 3)
+
+        students = max(mlp(arm.hidden) for arm in self.arms)
+        return mlp(self.teacher_hidden) + students
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,13 @@ class LmKdConfig(LoopConfig):
     def context(self) -> int:
         return self.student.context
 
+    def memory_bytes(self) -> int:
+        """Teacher and student training side by side, and stored teacher top-k tokens."""
+        batch = self.training.batch_size
+        stored = max((arm.top_k or 0 for arm in self.arms), default=0)
+        top_k = 12 * self.train_documents * self.teacher.context * stored
+        return self.teacher.memory_bytes(batch) + self.student.memory_bytes(batch) + top_k
+
 
 @dataclass(frozen=True)
 class Corpus:

@@ -23,5 +23,14 @@ class GptShape(ConfigModel):
             raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
         return self
 
+    def memory_bytes(self, batch: int, vocab: int = 256) -> int:
+        """Peak memory of training or sampling `batch` sequences (float32): weights, gradients
+        and AdamW's two moments, plus per-layer activations, attention scores and logits."""
+        width, context, layers = self.width, self.context, self.layers
+        parameters = layers * 12 * width**2 + (vocab + context) * width
+        activations = batch * context * layers * (16 * width + 2 * self.heads * context)
+        logits = 2 * batch * context * vocab
+        return 4 * (4 * parameters + activations + logits)
+
     def spec(self, vocab_size: int) -> GptSpec:
         return GptSpec(vocab_size=vocab_size, **self.model_dump())

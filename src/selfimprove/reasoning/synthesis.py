@@ -99,6 +99,10 @@ class SynthesisConfig(LoopConfig):
         description="keep a candidate unless its validation pass rate falls by more than 0.1",
     )
 
+    def memory_bytes(self) -> int:
+        """The GPT training or sampling its largest batch."""
+        return self.model.memory_bytes(max(self.train.batch_size, self.sample_batch))
+
 
 @dataclass(frozen=True)
 class Task:
