@@ -29,6 +29,7 @@ from selfimprove import __version__
 from selfimprove.core.config import ConfigError, field_docs
 from selfimprove.core.engine import NondeterminismError
 from selfimprove.core.garbage import collect_garbage
+from selfimprove.core.memory import peak_bytes
 from selfimprove.core.records import Claim
 from selfimprove.core.snapshot import SnapshotError
 from selfimprove.core.store import (
@@ -276,9 +277,8 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.check:
         arms = build_arms(config)
-        needed = config.memory_bytes()
-        memory = f", about {needed / 2**30:.2f} GiB at peak" if needed else ""
-        out.print(f"ok: {config.kind}, {len(arms)} arm(s){memory}")
+        peak = peak_bytes(config) / 2**30
+        out.print(f"ok: {config.kind}, {len(arms)} arm(s), about {peak:.2f} GiB at peak")
         return 0
     with _progress() as progress:
         result = start_run(config, args.runs_dir, progress)

@@ -2,8 +2,10 @@
 
 Sizes are user input: `num_seeds: 10**9` or `games_per_generation: 10**9` would otherwise
 run until the kernel kills the process (or for minutes before a `MemoryError`). Each loop's
-config estimates its peak (`LoopConfig.memory_bytes`); a run whose estimate exceeds what the
-machine has available is refused with both numbers in one line.
+config estimates what its sizes add (`LoopConfig.memory_bytes`); a run whose estimate
+exceeds what the machine has available now is refused with both numbers in one line.
+Compared with measured peaks in `benchmarks/RESULTS.md` (2026-12-06, hardening), the
+estimates plus what the process already holds (`peak_bytes`) err high, by 7-40%.
 """
 
 from __future__ import annotations
@@ -25,6 +27,22 @@ def available_bytes() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def resident_bytes() -> int:
+    """What this process holds already (the interpreter, torch, numpy: about 0.3 GiB)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def peak_bytes(config: LoopConfig) -> int:
+    """The run's estimated peak: the loop's own estimate on top of what is loaded now."""
+    return config.memory_bytes() + resident_bytes()
 
 
 def check_memory(config: LoopConfig, source: str = "config") -> None:
