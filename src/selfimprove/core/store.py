@@ -7,9 +7,9 @@ artifacts are in place, so a crash at any moment leaves either the whole generat
 
 Artifacts live in `arms/<arm>/gen-NNNNN/`, written under a temporary name and renamed, so a
 half-written folder never counts; removed folders are renamed away first, so a half-removed
-one never counts either, and a resume clears what interrupted writes and removals left. Loop-state snapshots are JSON and numpy arrays
-(`core/snapshot.py`), never pickle: reading a run folder someone sent you runs no code. Only
-the two newest are kept.
+one never counts either, and a resume clears what interrupted writes and removals left.
+Loop-state snapshots are JSON and numpy arrays (`core/snapshot.py`), never pickle: reading a
+run folder someone sent you runs no code. Only the two newest are kept.
 
 The store never lies about a run: a new run's schema and `run` row are one transaction;
 opening checks for a whole run and reads every page, so a half-created, foreign or damaged
