@@ -5,7 +5,7 @@ run until the kernel kills the process (or for minutes before a `MemoryError`). 
 config estimates what its sizes add (`LoopConfig.memory_bytes`); a run whose estimate
 exceeds what the machine has available now is refused with both numbers in one line.
 Compared with measured peaks in `benchmarks/RESULTS.md` (2026-12-06, hardening), the
-estimates plus what the process already holds (`peak_bytes`) err high, by 7-40%.
+estimates plus what the process already holds (`peak_bytes`) err high, by 7-90%.
 """
 
 from __future__ import annotations
