@@ -212,7 +212,13 @@ class Sandbox:
         """Start the child, feed it, read its bounded output: (exit code, stdout), or why
         it was stopped."""
         prefix = prefix_command(self.level, self.limits) or []
-        with tempfile.TemporaryDirectory(prefix="selfimprove-sandbox-") as tmp:
+        # bwrap's child works in its own tmpfs; the weaker levels get a host temp folder
+        folder: contextlib.AbstractContextManager[str] = (
+            contextlib.nullcontext("/")
+            if self.level == SAFE
+            else tempfile.TemporaryDirectory(prefix="selfimprove-sandbox-")
+        )
+        with folder as tmp:
             try:
                 process = subprocess.Popen(
                     [*prefix, interpreter(), "-I", "-S", "-c", HARNESS],
