@@ -68,8 +68,11 @@ def test_runs_lists_every_run_folder_and_marks_broken_ones(
     good = small_run(tmp_path, generations=2)
     broken = {how: break_run(tmp_path, how).name for how in BROKEN}
     (tmp_path / "not-a-run").mkdir()
+    killed_start = tmp_path / "collapse-gaussian-20261206-000000-abcd"  # killed after mkdir
+    killed_start.mkdir()
     assert cli(tmp_path, "runs") == 0
     rows = table_rows(capsys.readouterr().out)
+    assert "broken: no run.sqlite" in rows[killed_start.name]
     assert "finished" in rows[good.name]
     assert "broken: run.sqlite is empty" in rows[broken["empty"]]
     assert "broken: run.sqlite has no run row" in rows[broken["no-run-row"]]

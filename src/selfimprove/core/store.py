@@ -664,11 +664,22 @@ def _first_line(message: object) -> str:
     return lines[0] if lines else type(message).__name__
 
 
+RUN_ID = re.compile(r"[a-z0-9_-]+-\d{8}-\d{6}-[0-9a-f]{4}")
+"""A run folder's name, as `RunStore.create` makes it."""
+
+
 def list_runs(runs_dir: Path) -> list[RunInfo]:
-    """Every folder of `runs_dir` that holds a `run.sqlite`, oldest first. A broken one is
-    listed too, with status `broken: <reason>`, kind `?`, seed -1, its database's change
-    time as `created`, and no config."""
-    infos = [_listed(path.parent) for path in runs_dir.glob("*/run.sqlite") if path.is_file()]
+    """Every folder of `runs_dir` that holds a `run.sqlite` or is named like a run, oldest
+    first. A broken one is listed too, with status `broken: <reason>`, kind `?`, seed -1,
+    its database's (or folder's) change time as `created`, and no config."""
+    folders = [p for p in runs_dir.glob("*") if p.is_dir() and not p.is_symlink()]
+    infos = [
+        _listed(folder)
+        if (folder / "run.sqlite").is_file()
+        else _broken(folder, "no run.sqlite (a start stopped before its database was made)")
+        for folder in folders
+        if (folder / "run.sqlite").is_file() or RUN_ID.fullmatch(folder.name)
+    ]
     return sorted(infos, key=lambda info: info.created)
 
 
@@ -689,7 +700,10 @@ def _listed(run_dir: Path) -> RunInfo:
 
 
 def _broken(run_dir: Path, reason: str) -> RunInfo:
-    changed = datetime.fromtimestamp((run_dir / "run.sqlite").stat().st_mtime, UTC)
+    database = run_dir / "run.sqlite"
+    changed = datetime.fromtimestamp(
+        (database if database.exists() else run_dir).stat().st_mtime, UTC
+    )
     return RunInfo(
         run_dir.name, "?", -1, changed.isoformat(timespec="seconds"), f"broken: {reason}", {}
     )
