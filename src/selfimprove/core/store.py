@@ -20,10 +20,8 @@ database is a one-line `CorruptRunError`; and "running" means holding the run's 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import math
-import os
 import re
 import secrets
 import shutil
@@ -36,10 +34,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from selfimprove.core import generation_folders as folders
 from selfimprove.core.records import Event, GenerationRecord, Metrics, ProvenanceCount
 from selfimprove.core.snapshot import (
-    LEGACY_FILE,
-    STATE_FILE,
     SnapshotError,
     TensorCodec,
     read_snapshot,
@@ -437,15 +434,7 @@ class RunStore:
         self, arm: str, generation: int, write: Callable[[Path], None]
     ) -> Path:
         """Let `write` fill a temporary folder, then rename it to `gen-NNNNN` atomically."""
-        final = self.arm_dir(arm) / f"gen-{generation:05d}"
-        temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir(parents=True)
-        write(temporary)
-        if final.exists():  # left by a crash after the rename but before the commit
-            _discard(final)
-        os.rename(temporary, final)
-        return final
+        return folders.write_folder(self.arm_dir(arm) / f"gen-{generation:05d}", write)
 
     def save_snapshot(
         self, arm: str, generation: int, state: Any, codecs: Sequence[TensorCodec] = ()
@@ -455,13 +444,13 @@ class RunStore:
         folder = self.write_generation_folder(
             arm, generation, lambda f: write_snapshot(f, state, codecs)
         )
-        digest = hashlib.sha256((folder / STATE_FILE).read_bytes()).hexdigest()
+        digest = folders.state_digest(folder)
         with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (arm, generation, digest)
             )
         for old in self._snapshot_folders(arm)[:-_SNAPSHOTS_KEPT]:
-            _discard(old)
+            folders.discard(old)
 
     def load_snapshot(
         self, arm: str, at_most: int, codecs: Sequence[TensorCodec] = ()
@@ -476,7 +465,7 @@ class RunStore:
             generation = int(folder.name.removeprefix("gen-"))
             if generation > at_most:
                 continue  # written, but its generation was never committed
-            if (folder / LEGACY_FILE).exists():
+            if folders.holds_pickle(folder):
                 raise SnapshotError(
                     f"run {self.run_dir.name}: {folder} holds a pickle (state.pkl), which is "
                     "never loaded (it could run code); start the run again"
@@ -484,7 +473,7 @@ class RunStore:
             if generation not in recorded:
                 continue  # a crash between writing it and recording it: it never counted
             try:
-                self._check_recorded(folder, recorded[generation])
+                folders.check_recorded(folder, recorded[generation])
                 return generation, read_snapshot(folder, codecs)
             except SnapshotError as error:
                 raise SnapshotError(
@@ -493,37 +482,13 @@ class RunStore:
                 ) from None
         return None
 
-    @staticmethod
-    def _check_recorded(folder: Path, digest: str) -> None:
-        try:
-            data = (folder / STATE_FILE).read_bytes()
-        except OSError as error:
-            raise SnapshotError(f"snapshot {folder} cannot be read: {error.strerror}") from None
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise SnapshotError(
-                f"snapshot {folder}: {STATE_FILE} does not match the checksum the run "
-                "recorded (edited or damaged)"
-            )
-
     def _snapshot_folders(self, arm: str) -> list[Path]:
-        return sorted(
-            folder for folder in self.arm_dir(arm).glob("gen-*") if _holds_snapshot(folder)
-        )
+        return folders.snapshot_folders(self.arm_dir(arm))
 
     def leftovers(self) -> list[Path]:
-        """What interrupted writes and removals left in the arms' folders: temporary `.gen-*`
-        folders, and `gen-*` folders without a snapshot (emptied by a removal that a kill cut
-        short). Remove them only while holding the lock: a running run's are in use."""
-        # never through a link: a run folder someone sent you may point `arms/x` elsewhere
-        arm_dirs = sorted(
-            p for p in (self.run_dir / "arms").glob("*") if p.is_dir() and not p.is_symlink()
-        )
-        return [
-            folder
-            for arm_dir in arm_dirs
-            for folder in sorted(arm_dir.iterdir())
-            if folder.is_dir() and not folder.is_symlink() and _is_leftover(folder)
-        ]
+        """What interrupted writes and removals left; remove them only while holding the
+        lock (`exclusive`): a running run's are in use."""
+        return folders.leftovers(self.run_dir / "arms")
 
     def remove_leftovers(self) -> None:
         self.discard(self.leftovers())
@@ -543,49 +508,20 @@ class RunStore:
             last, kept = self.last_generation(arm), 0
             for folder in reversed(self._snapshot_folders(arm)):
                 generation = int(folder.name.removeprefix("gen-"))
-                if (folder / LEGACY_FILE).exists():
+                if folders.holds_pickle(folder):
                     continue
                 if generation > last or generation not in recorded:
                     unneeded.append(folder)
-                elif _checksum_holds(folder, recorded[generation]):
+                elif folders.checksum_holds(folder, recorded[generation]):
                     kept += 1
                     if kept > keep_last:
                         unneeded.append(folder)
         return unneeded
 
-    def discard(self, folders: Sequence[Path]) -> None:
+    def discard(self, doomed: Sequence[Path]) -> None:
         """Remove folders of this run whole; call it holding the lock (`exclusive`)."""
-        for folder in folders:
-            _discard(folder)
-
-
-def _holds_snapshot(folder: Path) -> bool:
-    return (folder / STATE_FILE).exists() or (folder / LEGACY_FILE).exists()
-
-
-def _is_leftover(folder: Path) -> bool:
-    if folder.name.startswith(".gen-"):  # `.gen-N.tmp-PID` being written, `.gen-N.del-PID` removed
-        return True
-    return folder.name.startswith("gen-") and not _holds_snapshot(folder)
-
-
-def _checksum_holds(folder: Path, digest: str) -> bool:
-    try:
-        RunStore._check_recorded(folder, digest)
-    except SnapshotError:
-        return False
-    return True
-
-
-def _discard(folder: Path) -> None:
-    """Remove a `gen-*` folder whole: renamed to a temporary name first, so a kill while its
-    files go leaves a folder `leftovers` finds, never a half snapshot under a `gen-*` name."""
-    if not folder.name.startswith("."):  # a temporary name already
-        trash = folder.with_name(f".{folder.name}.del-{os.getpid()}")
-        shutil.rmtree(trash, ignore_errors=True)
-        os.rename(folder, trash)
-        folder = trash
-    shutil.rmtree(folder, ignore_errors=True)
+        for folder in doomed:
+            folders.discard(folder)
 
 
 @dataclass(frozen=True)
