@@ -85,7 +85,7 @@ class GptCollapseConfig(LoopConfig):
         """The GPT training or sampling its largest batch, and the documents (int64); an
         accumulating arm keeps every generation's documents."""
         batch = max(self.training.batch_size, self.sample_batch)
-        accumulates = any(arm.policy.mix.startswith("accumulate") for arm in self.arms)
+        accumulates = any(arm.policy.keeps_every_generation for arm in self.arms)
         kept = 1 + (self.generations if accumulates else 0)
         documents = (self.train_documents * kept + self.test_documents) * self.model.context
         return self.model.memory_bytes(batch) + 8 * 2 * documents

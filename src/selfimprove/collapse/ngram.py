@@ -55,7 +55,7 @@ class NgramConfig(LoopConfig):
         which the corpus bounds (about a million words), kept per generation when an arm
         accumulates."""
         words = min((self.train_documents or 10**6) * self.document_words, 2 * 10**6)
-        accumulates = any(arm.policy.mix.startswith("accumulate") for arm in self.arms)
+        accumulates = any(arm.policy.keeps_every_generation for arm in self.arms)
         return 8 * 8 * words * (1 + (self.generations if accumulates else 0))
 
 

@@ -50,7 +50,7 @@ class CollapseConfig(LoopConfig):
         for arm in getattr(self, "arms", ()) or (None,):
             size = max(int(getattr(arm, n, 0) or getattr(self, n, 0)) for n in sizes)
             policy = getattr(arm, "policy", None)
-            accumulates = policy is not None and policy.mix.startswith("accumulate")
+            accumulates = policy is not None and policy.keeps_every_generation
             kept = 1 + (self.generations if accumulates else 0)
             largest = max(largest, size * kept + self.monitor_samples)
         return 8 * 2 * self.num_seeds * width * largest

@@ -20,24 +20,26 @@ SHARE = 0.9  # of the memory available now that one run may plan to use
 
 def available_bytes() -> int:
     """Memory available to a new process now (`MemAvailable`), or the physical total."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    available = _proc_kib("/proc/meminfo", "MemAvailable:")
+    if available is not None:
+        return available
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def resident_bytes() -> int:
     """What this process holds already (the interpreter, torch, numpy: about 0.3 GiB)."""
+    return _proc_kib("/proc/self/status", "VmRSS:") or 0
+
+
+def _proc_kib(path: str, key: str) -> int | None:
+    """A `key: N kB` line of a /proc file, in bytes; None where there is none."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return 0
+    return None
 
 
 def peak_bytes(config: LoopConfig) -> int:

@@ -57,6 +57,11 @@ class DataPolicy(ConfigModel):
             )
         return self
 
+    @property
+    def keeps_every_generation(self) -> bool:
+        """Whether the training pool grows with every generation's synthetic batch."""
+        return self.mix in ("accumulate", "accumulate_subsample")
+
     def label(self) -> str:
         """A short readable name, e.g. `mix_fresh_real(0.1)`, `replace, tau=0.8`."""
         parts = [f"{self.mix}({self.real_fraction:g})" if self.real_fraction else self.mix]

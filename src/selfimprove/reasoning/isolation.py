@@ -205,8 +205,10 @@ class RunGroup:
                 folder.rmdir()
 
 
+@cache
 def _own_group(controller: str) -> Path | None:
-    """Where this process's cgroup for `controller` is mounted (v1), or None."""
+    """Where this process's cgroup for `controller` is mounted (v1), or None (read once:
+    not again for every verdict)."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -237,8 +239,10 @@ def _new_group(controller: str, values: dict[str, str]) -> Path | None:
     return folder
 
 
+@cache
 def _remove_stale_groups() -> None:
-    """Empty groups left by a process killed mid-run (its pid is in the name)."""
+    """Empty groups left by a process killed mid-run (its pid is in the name); once per
+    process, at its first run, not on every verdict."""
     for controller in ("pids", "memory"):
         parent = _own_group(controller)
         if parent is None or not parent.is_dir():
