@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_tiny_gpt.py
 	$(PY) benchmarks/bench_collapse_text.py
 	$(PY) benchmarks/bench_distill.py
+	$(PY) benchmarks/bench_sandbox.py
 
 check: lint typecheck test
 
