@@ -52,7 +52,7 @@ def run_tour(
         finally:
             store.close()
         results.append((study.title, claims))
-    held = sum(c.holds for _, cs in results for c in cs)
+    held = sum(c.holds is True for _, cs in results for c in cs)
     total = sum(len(cs) for _, cs in results)
     mode = "quick settings" if quick else "full settings"
     intro = f"<p>{tour.intro}</p><p><b>{held} of {total} claims hold</b> ({mode}, {now()}).</p>"

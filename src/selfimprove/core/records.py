@@ -161,9 +161,35 @@ class GenerationRecord:
 
 
 @dataclass(frozen=True)
+class ClaimPlot:
+    """The claim's own figure: the metric it is about, for the arms it names, with the region
+    where its newest value must land for the claim to hold and the paper's or theory's value.
+
+    `holds_within` is `(low, high)` (either end None: open); `reference` is drawn as a dashed
+    line labelled `reference_label`. `x` names what the figure's x axis is: `generation`, or
+    `arm` for a claim about one value per arm (a dot plot, arms side by side)."""
+
+    metric: str
+    arms: tuple[str, ...] = ()  # empty: every arm of the run
+    holds_within: tuple[float | None, float | None] | None = None
+    reference: float | None = None
+    reference_label: str = ""
+    x: str = "generation"
+
+
+@dataclass(frozen=True)
 class Claim:
-    """A claim of the chapter or a paper, checked against what a run measured."""
+    """A claim of the chapter or a paper, checked against what a run measured.
+
+    `holds` is None when the run's settings cannot test the claim (too few seeds, too few
+    generations for its bar): `measured` then says which settings it needs. Such a claim is
+    "not checked", neither held nor failed."""
 
     text: str
     measured: str
-    holds: bool
+    holds: bool | None
+    plot: ClaimPlot | None = None
+
+    @property
+    def verdict(self) -> str:
+        return {True: "holds", False: "does not hold", None: "not checked"}[self.holds]

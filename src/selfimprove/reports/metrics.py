@@ -1,0 +1,523 @@
+"""What each metric means: a human title, the y axis label with its unit, and a sentence.
+
+One registry for every place a metric is shown (the report's plots and tables,
+`selfimprove show`, the web app). Keys are matched by pattern, so a family such as
+`eval/accuracy_3_digits` is one entry; a statistic suffix (`_median`, `_mean`, `_q10`,
+`_low`, ...) is split off first and named in the title. A test runs every loop once and
+fails on a metric key this registry does not know.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_STATISTICS = (
+    ("_median", "median over seeds"),
+    ("_mean", "mean over seeds"),
+    ("_q10", "10th percentile over seeds"),
+    ("_q90", "90th percentile over seeds"),
+    ("_low", "lower end of its 95% interval"),
+    ("_high", "upper end of its 95% interval"),
+)
+
+
+_WORDS = {"eval": "test set", "val": "validation set, the gate's"}
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to show one metric key."""
+
+    key: str
+    title: str  # human title, e.g. "Spread σ of the fitted Gaussian (median over seeds)"
+    axis: str  # y axis label with its unit, e.g. "σ (real data: 1)"
+    description: str  # one sentence: what is measured, on what
+    share: bool = False  # a value in [0, 1], drawn on a fixed 0..1 axis
+    known: bool = True  # False: not in the registry (the title is the key, humanized)
+
+    @property
+    def short(self) -> str:
+        """The title without its statistic, for table headers."""
+        return self.title.split(" (")[0]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    pattern: re.Pattern[str]
+    title: str  # may name the pattern's groups, e.g. "Accuracy on {n}-digit sums"
+    axis: str
+    description: str
+    share: bool = False
+
+
+def _entry(pattern: str, title: str, axis: str, description: str, share: bool = False) -> _Entry:
+    return _Entry(re.compile(pattern + r"\Z"), title, axis, description, share)
+
+
+_ENTRIES = (
+    # the collapse studies (E1-E9): what the model itself became
+    _entry(
+        "collapse/sigma",
+        "Spread σ of the fitted Gaussian",
+        "σ (real data: 1)",
+        "Standard deviation of the model fitted at this generation.",
+    ),
+    _entry(
+        "collapse/log_sigma_iqr",
+        "Disagreement between seeds: interquartile range of log σ",
+        "IQR of log σ",
+        "How far apart the seeds' fitted spreads have wandered (a random walk grows it).",
+    ),
+    _entry(
+        "collapse/mean_abs",
+        "Distance of the fitted mean from the true mean",
+        "|μ| (real data: 0)",
+        "Absolute value of the fitted mean.",
+    ),
+    _entry(
+        "collapse/mean_rms",
+        "Drift of the fitted mean (root mean square over seeds)",
+        "RMS of μ (real data: 0)",
+        "How far the fitted means have drifted from the true mean, over seeds.",
+    ),
+    _entry(
+        "collapse/component_std",
+        "Spread of the mixture's components",
+        "mean component σ (real data: 1)",
+        "Average standard deviation of the fitted mixture's components.",
+    ),
+    _entry(
+        "collapse/l2_distance",
+        "Distance of the fitted mixture from the true one",
+        "squared L2 distance",
+        "Integral of the squared difference between the two densities, computed exactly.",
+    ),
+    _entry(
+        "collapse/frechet",
+        "Fréchet distance of the fitted model to the real data",
+        "Fréchet distance",
+        "Fréchet (2-Wasserstein between Gaussians) distance from the real distribution.",
+    ),
+    _entry(
+        "collapse/min_weight",
+        "Weight of the smallest mixture component",
+        "mixture weight",
+        "The smallest component's weight: a component dying out goes to 0.",
+        share=True,
+    ),
+    _entry(
+        "collapse/test_error",
+        "Error of the regression weights",
+        "squared error ‖w − w*‖²",
+        "Squared distance of the fitted weights from the true weights.",
+    ),
+    _entry(
+        "collapse/spread",
+        "Spread of the fitted Gaussian",
+        "√(trace Σ / d) (real data: 1)",
+        "Root mean variance per dimension of the fitted model.",
+    ),
+    _entry(
+        "collapse/support_size",
+        "Distinct items the model still produces (support)",
+        "items",
+        "Number of distinct items with non-zero probability under the model.",
+    ),
+    _entry(
+        "collapse/error",
+        "Test error of the memorizer",
+        "share of test queries wrong",
+        "Share of test queries the model answers wrongly.",
+        share=True,
+    ),
+    _entry(
+        "collapse/latent_spread",
+        "Spread of the VAE's latent codes",
+        "std of latent means (gen 0 ≈ 1)",
+        "Standard deviation of the encoder's latent means on real digits.",
+    ),
+    # monitors: what the chapter says to watch on the generated data
+    _entry(
+        "monitor/spread",
+        "Spread of the generated data",
+        "standard deviation",
+        "Root mean per-feature variance of this generation's samples.",
+    ),
+    _entry(
+        "monitor/mean_drift",
+        "Drift of the generated data's mean",
+        "distance to the real mean",
+        "Euclidean distance between the samples' mean and the real data's mean.",
+    ),
+    _entry(
+        "monitor/tail_mass",
+        "Share of samples in the real data's tails",
+        "share outside the real 0.5-99.5% range",
+        "Real data gives about 0.01; tails vanish first in a collapsing loop.",
+        share=True,
+    ),
+    _entry(
+        "monitor/mmd",
+        "Maximum mean discrepancy to the real data",
+        "MMD² (RBF kernel)",
+        "Kernel two-sample distance between generated and real data.",
+    ),
+    _entry(
+        "monitor/frechet",
+        "Fréchet distance of the samples to the real data",
+        "Fréchet distance",
+        "Fréchet distance between Gaussians fitted to generated and real data.",
+    ),
+    _entry(
+        "monitor/js",
+        "Jensen-Shannon divergence to the real distribution",
+        "JS divergence (nats, at most ln 2)",
+        "Divergence between the model's and the real distribution.",
+    ),
+    _entry(
+        "monitor/good_turing",
+        "Good-Turing estimate of the missing mass",
+        "share of items seen once",
+        "What the model can estimate about its own unseen tail from its own samples.",
+        share=True,
+    ),
+    _entry(
+        "monitor/precision",
+        "Precision: generated samples that look real",
+        "precision (k-NN manifold)",
+        "Share of generated samples inside the real data's k-NN manifold.",
+        share=True,
+    ),
+    _entry(
+        "monitor/recall",
+        "Recall: real data the model still covers",
+        "recall (k-NN manifold)",
+        "Share of real samples inside the generated data's k-NN manifold.",
+        share=True,
+    ),
+    _entry(
+        "monitor/density",
+        "Density of generated samples near real ones",
+        "density (1 = as dense as real)",
+        "How many real neighbourhoods each generated sample falls in (Naeem et al.).",
+    ),
+    _entry(
+        "monitor/coverage",
+        "Coverage of the real data",
+        "coverage",
+        "Share of real neighbourhoods with at least one generated sample (Naeem et al.).",
+        share=True,
+    ),
+    _entry(
+        "monitor/class_entropy",
+        "Entropy of the generated digits' classes",
+        "entropy (nats; uniform over 10: 2.30)",
+        "How evenly the generated digits spread over the ten classes.",
+    ),
+    _entry(
+        "monitor/gen0_nll",
+        "Generated text under the generation-0 model",
+        "negative log-likelihood (nats per token)",
+        "How surprising this generation's text is to the model trained on real text.",
+    ),
+    _entry(
+        "monitor/compression",
+        "Compression ratio of the generated text",
+        "compressed / raw size (lower: more repetitive)",
+        "zlib level 9 compressed size over raw size.",
+    ),
+    _entry(
+        "monitor/vocabulary",
+        "Vocabulary of the generated text",
+        "distinct words",
+        "Number of distinct words in this generation's text.",
+    ),
+    _entry(
+        "monitor/novel_words",
+        "Words the real text never used",
+        "share of word tokens",
+        "Share of generated word tokens outside the real vocabulary.",
+        share=True,
+    ),
+    _entry(
+        "monitor/rare_words",
+        "Rare real words still produced",
+        "share of rare real words",
+        "Share of the real text's rare words that this generation still produces.",
+        share=True,
+    ),
+    _entry(
+        "monitor/rare_bigrams",
+        "Rare real word pairs still produced",
+        "share of rare real bigrams",
+        "Share of the real text's rare bigrams that this generation still produces.",
+        share=True,
+    ),
+    _entry(
+        r"monitor/distinct_(?P<n>\d+)",
+        "Distinct {n}-grams",
+        "distinct / total {n}-grams",
+        "Share of {n}-grams in the generated text that are distinct.",
+        share=True,
+    ),
+    _entry(
+        "monitor/self_bleu",
+        "Self-BLEU of the generated text",
+        "self-BLEU (higher: less diverse)",
+        "BLEU of each generated document against the others.",
+        share=True,
+    ),
+    # class balance of a generative model's samples
+    _entry(
+        r"class/share_of_digit_(?P<n>\d+)",
+        "Share of digit {n} among generated samples",
+        "share of samples",
+        "How often the classifier labels a generated sample as digit {n}.",
+        share=True,
+    ),
+    # evaluation of reasoning, code and distilled models
+    _entry(
+        r"(?P<split>eval|val)/accuracy",
+        "Accuracy ({split})",
+        "share correct",
+        "Share of held-out problems answered correctly.",
+        share=True,
+    ),
+    _entry(
+        r"eval/accuracy_(?P<n>\d+)_digits",
+        "Accuracy on {n}-digit problems",
+        "share correct",
+        "Share of held-out {n}-digit problems answered correctly.",
+        share=True,
+    ),
+    _entry(
+        "eval/accuracy_trained_lengths",
+        "Accuracy on the lengths trained on",
+        "share correct",
+        "Accuracy over the problem lengths the loop trained on.",
+        share=True,
+    ),
+    _entry(
+        r"eval/working_correct_(?P<n>\d+)_digits",
+        "Whole working correct on {n}-digit problems",
+        "share with every step right",
+        "Share of {n}-digit problems whose every working step is right, not only the answer.",
+        share=True,
+    ),
+    _entry(
+        r"(?P<split>eval|val)/pass_rate",
+        "Programs that pass their tests ({split})",
+        "pass rate",
+        "Share of held-out tasks whose generated program passes the hidden tests.",
+        share=True,
+    ),
+    _entry(
+        r"eval/pass_rate_(?P<n>\d+)_steps",
+        "Pass rate on {n}-step tasks",
+        "pass rate",
+        "Share of {n}-step tasks whose program passes its tests.",
+        share=True,
+    ),
+    _entry(
+        r"(?P<split>eval|val)/(test_)?nll",
+        "Negative log-likelihood ({split})",
+        "nats per token",
+        "Cross-entropy of the model on held-out text (lower is better).",
+    ),
+    _entry(
+        "eval/train_nll",
+        "Negative log-likelihood (training text)",
+        "nats per token",
+        "Cross-entropy of the model on the text it was trained on.",
+    ),
+    _entry(
+        "eval/test_loss",
+        "Test loss",
+        "nats per example",
+        "Cross-entropy on the test set.",
+    ),
+    _entry(
+        "eval/teacher_test_nll",
+        "Teacher's negative log-likelihood",
+        "nats per token",
+        "The teacher's cross-entropy on the same held-out text.",
+    ),
+    _entry(
+        "eval/teacher_accuracy",
+        "Teacher's accuracy",
+        "share correct",
+        "The teacher's test accuracy.",
+        share=True,
+    ),
+    _entry(
+        "eval/unseen_class_accuracy",
+        "Accuracy on a class the student never saw",
+        "share correct",
+        "Test accuracy on the class left out of the student's transfer set.",
+        share=True,
+    ),
+    _entry(
+        "eval/unseen_class_corrected",
+        "Accuracy on the unseen class, bias corrected",
+        "share correct",
+        "As above, after the paper's correction of the unseen class's bias.",
+        share=True,
+    ),
+    _entry(
+        "eval/corrected_accuracy",
+        "Accuracy after the bias correction",
+        "share correct",
+        "Test accuracy after correcting the unseen class's bias.",
+        share=True,
+    ),
+    # games
+    _entry(
+        "eval/search_mistakes",
+        "Search mistakes on every position",
+        "positions with a losing move",
+        "Positions of all non-terminal ones where the search's move is worse than minimax's.",
+    ),
+    _entry(
+        "eval/policy_mistakes",
+        "Raw-policy mistakes on every position",
+        "positions with a losing move",
+        "As above, for the network's policy without search.",
+    ),
+    _entry(
+        "eval/in_play_mistakes",
+        "Mistakes in positions reachable in play",
+        "positions with a losing move",
+        "Mistakes in every position reachable from its own moves and every reply.",
+    ),
+    _entry(
+        "eval/in_play_losses",
+        "Losing lines against any opponent",
+        "losing lines",
+        "Lines of play, every reply tried, that the agent loses.",
+    ),
+    _entry(
+        "eval/in_play_positions",
+        "Positions reachable in play",
+        "positions",
+        "Positions reachable from the agent's own moves and every opponent reply.",
+    ),
+    _entry(
+        "eval/losses_vs_random",
+        "Losses against a random player",
+        "games lost",
+        "Games lost against a uniformly random player.",
+    ),
+    _entry(
+        "eval/value_error",
+        "Value error against minimax",
+        "mean |v − v*| (value range −1..1)",
+        "Mean absolute difference between the network's values and minimax's.",
+    ),
+    _entry(
+        r"pons/(?P<set>[^/]+)/(?P<kind>[a-z]+)_mistake_rate",
+        "{kind} mistake rate on Pons' {set} positions",
+        "share of positions with a mistake",
+        "Share of the {set} test positions where the {kind} picks a move minimax rates worse.",
+        share=True,
+    ),
+    _entry(
+        "ladder/elo",
+        "Elo on the MCTS ladder",
+        "Elo (random-rollout MCTS ladder)",
+        "Elo fitted to games against random-rollout MCTS of growing budgets.",
+    ),
+    _entry(
+        r"ladder/score_vs_mcts(?P<n>\d+)",
+        "Score against MCTS-{n}",
+        "score (win 1, draw ½)",
+        "Mean score in games against random-rollout MCTS with {n} simulations.",
+        share=True,
+    ),
+    _entry(
+        r"peers/score_vs_openspiel_mcts(?P<n>\d+)",
+        "Score against OpenSpiel's MCTS-{n}",
+        "score (win 1, draw ½)",
+        "Mean score in games against OpenSpiel's MCTS with {n} simulations.",
+        share=True,
+    ),
+    _entry(
+        r"peers/elo_gap_vs_openspiel_mcts(?P<n>\d+)",
+        "Elo gap to OpenSpiel's MCTS-{n}",
+        "Elo difference",
+        "Elo difference implied by the score against OpenSpiel's MCTS-{n}.",
+    ),
+    # training and cost
+    _entry(
+        "train/tokens",
+        "Tokens trained on this generation",
+        "tokens",
+        "Tokens of kept data the candidate was trained on.",
+    ),
+    _entry(
+        "train/tokens_total",
+        "Tokens trained on so far",
+        "tokens (cumulative)",
+        "All tokens trained on since generation 0.",
+    ),
+    _entry(
+        r"model/(?P<who>teacher_)?parameters",
+        "Parameters",
+        "parameters",
+        "Trainable parameters of the model.",
+    ),
+    _entry(
+        r"timing/(?P<who>teacher_)?latency_ms",
+        "Latency of one prediction",
+        "milliseconds per example (this machine)",
+        "Wall-clock time for one example on this machine (never compared on resume).",
+    ),
+    _entry(
+        r"timing/(?P<who>teacher_)?throughput",
+        "Throughput",
+        "examples per second (this machine)",
+        "Examples per second in a batch on this machine (never compared on resume).",
+    ),
+    _entry(
+        r"timing/(?P<who>teacher_)?tokens_per_s",
+        "Training speed",
+        "tokens per second (this machine)",
+        "Tokens processed per second on this machine (never compared on resume).",
+    ),
+)
+
+
+def describe(key: str) -> MetricInfo:
+    """The registry's entry for a metric key; an unknown key gets its name, humanized."""
+    stem, statistic = _split_statistic(key)
+    for entry in _ENTRIES:
+        match = entry.pattern.match(stem)
+        if match is None:
+            continue
+        fields = {
+            k: _WORDS.get(v or "", (v or "").replace("_", " "))
+            for k, v in match.groupdict().items()
+        }
+        title = entry.title.format(**fields)
+        if fields.get("who"):
+            title = f"{title} (teacher)"
+        if statistic:
+            title = f"{title} ({statistic})"
+        return MetricInfo(
+            key,
+            title,
+            entry.axis.format(**fields),
+            entry.description.format(**fields),
+            entry.share,
+        )
+    words = key.replace("/", ": ").replace("_", " ")
+    return MetricInfo(key, words, words, "", known=False)
+
+
+def _split_statistic(key: str) -> tuple[str, str]:
+    for suffix, statistic in _STATISTICS:
+        if key.endswith(suffix):
+            stem = key.removesuffix(suffix)
+            if any(entry.pattern.match(stem) for entry in _ENTRIES):
+                return stem, statistic
+    return key, ""
