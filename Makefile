@@ -5,22 +5,27 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint typecheck bench check clean
+.PHONY: install browser demo test test-all lint typecheck bench check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,hf,peers]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,hf,peers,web]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# The report's browser tests drive Debian's Chromium through Playwright (no browser download).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 demo: $(STAMP)
 	$(VENV)/bin/selfimprove tour --quick
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -15,8 +15,8 @@ from selfimprove.core.config import ConfigModel, read_yaml, validate
 from selfimprove.core.engine import Progress
 from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore, now
-from selfimprove.experiments import claims_for, load_config, start_run
-from selfimprove.reports.html import run_section, write_page
+from selfimprove.experiments import claims_for, load_config, parse_config, start_run
+from selfimprove.reports.html import Study, anchor_of, study, tally, write_page
 
 
 class TourStudy(ConfigModel):
@@ -42,21 +42,31 @@ def run_tour(
         load_config(tour_file.parent / study.config, list(study.quick) if quick else [])
         for study in studies
     ]  # validate every recipe before running any
-    sections, results = [], []
-    for study, config in zip(studies, configs, strict=True):
-        result = start_run(config, runs_dir, progress)
-        store = RunStore.open(result.run_dir)
+    runs = [start_run(config, runs_dir, progress).run_dir for config in configs]
+    return write_tour_page(tour, list(zip(studies, runs, strict=True)), runs_dir, quick)
+
+
+def write_tour_page(
+    tour: TourConfig, runs: list[tuple[TourStudy, Path]], runs_dir: Path, quick: bool
+) -> tuple[Path, list[tuple[str, list[Claim]]]]:
+    """The tour's page from its finished runs: contents (failing claims first), then a
+    section per study."""
+    sections: list[Study] = []
+    results: list[tuple[str, list[Claim]]] = []
+    for index, (tour_study, run_dir) in enumerate(runs, start=1):
+        store = RunStore.open(run_dir)
         try:
-            claims = claims_for(config, store)
-            sections.append(run_section(store, claims, heading=study.title))
+            info = store.info()
+            claims = claims_for(parse_config(info.config, run_dir.name), store)
+            anchor = anchor_of(tour_study.title, index)
+            sections.append(study(store, claims, tour_study.title, anchor))
         finally:
             store.close()
-        results.append((study.title, claims))
-    held = sum(c.holds is True for _, cs in results for c in cs)
-    total = sum(len(cs) for _, cs in results)
+        results.append((tour_study.title, claims))
+    every = [c for _, cs in results for c in cs]
     mode = "quick settings" if quick else "full settings"
-    intro = f"<p>{tour.intro}</p><p><b>{held} of {total} claims hold</b> ({mode}, {now()}).</p>"
-    skipped = [s.title for s in tour.studies if s not in studies]
+    intro = f"<p>{tour.intro}</p><p><b>{tally(every)}</b> ({mode}, {now()}).</p>"
+    skipped = [s.title for s in tour.studies if s not in [r[0] for r in runs]]
     if skipped:
         intro += (
             "<p>Left out of the quick tour (they need their full settings): "

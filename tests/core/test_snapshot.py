@@ -21,6 +21,7 @@ from selfimprove.core.snapshot import SnapshotError, read_snapshot, write_snapsh
 from selfimprove.core.store import RunStore
 from selfimprove.experiments import CODECS, parse_config, start_run
 from selfimprove.models.tiny_gpt import GptSpec
+from selfimprove.reports.metrics import describe
 from tests.tiny import TINY, tiny
 
 
@@ -78,7 +79,8 @@ def test_every_loop_uses_each_stream_once_and_snapshots_without_loss(
 ) -> None:
     """One run of each loop (one arm, one generation): no named random stream is drawn twice
     (two uses of one stream would correlate what should be independent), every name is a
-    name (no bare "setup"), and the saved state reads back exactly."""
+    name (no bare "setup"), the saved state reads back exactly, and every metric it reports
+    is described in the metric registry."""
     from selfimprove.core import seeding
 
     drawn: list[tuple[int, str]] = []
@@ -105,6 +107,14 @@ def test_every_loop_uses_each_stream_once_and_snapshots_without_loss(
         assert (copy / name).read_bytes() == (folder / name).read_bytes(), name
     synthetic = [row for row in store.provenance(arm, 1) if row.source == "synthetic"]
     assert all(row.model in ("generation-0", "tail-cut generator") for row in synthetic)
+    # every metric the loop reports has a title and an axis label with its unit
+    keys = {k for metrics in store.metrics(arm).values() for k in metrics}
+    unknown = sorted(
+        k
+        for k in keys
+        if not k.startswith(("analytic/", "axis/", "sweep/")) and not describe(k).known
+    )
+    assert not unknown, f"metrics missing from reports/metrics.py: {unknown}"
     store.close()
 
 

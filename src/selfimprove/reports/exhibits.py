@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 
 import matplotlib
 
@@ -19,24 +18,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from selfimprove.core.store import RunStore
+from selfimprove.reports.images import img_tag
 
 _GRID_COLUMNS = 20
 
 
-def _png(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def _img(png: str, alt: str) -> str:
-    return (
-        f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png}" style="max-width:100%">'
-    )
-
-
-def grid_figure(arm: str, grids: dict[int, dict[str, object]]) -> str:
+def grid_figure(arm: str, grids: dict[int, dict[str, object]]) -> Figure:
     """One row of sample images per generation."""
     rows = []
     for generation, grid in sorted(grids.items()):
@@ -56,11 +43,10 @@ def grid_figure(arm: str, grids: dict[int, dict[str, object]]) -> str:
         ax.set_yticks([])
         ax.set_ylabel(f"gen {generation}", rotation=0, ha="right", va="center", fontsize=9)
     figure.suptitle(f"{arm}: samples of each generation's model", fontsize=11)
-    figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
-def histogram_figure(name: str, arms: dict[str, dict[int, list[float]]]) -> str:
+def histogram_figure(name: str, arms: dict[str, dict[int, list[float]]]) -> Figure:
     """One panel per arm; one outline histogram per generation (early dark, late light)."""
     values = [v for series in arms.values() for gen in series.values() for v in gen]
     edges = np.histogram_bin_edges(values, bins=40)
@@ -82,10 +68,10 @@ def histogram_figure(name: str, arms: dict[str, dict[int, list[float]]]) -> str:
         ax.set_title(arm, fontsize=10)
         ax.set_xlabel(name.replace("_", " "))
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
+    axes[0][0].set_ylabel("density")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.suptitle(f"{name.replace('_', ' ')}: distribution per generation", fontsize=11)
-    figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
 def exhibits_section(store: RunStore) -> str:
@@ -94,14 +80,16 @@ def exhibits_section(store: RunStore) -> str:
     names = {arm: store.exhibit_names(arm) for arm in arms}
     if not any(names.values()):
         return ""
-    parts = ["<h3>samples and distributions per generation</h3>"]
+    parts = ["<h3>Samples and distributions per generation</h3>"]
     for arm in arms:
         if "grid" in names[arm]:
-            parts.append(_img(grid_figure(arm, store.exhibits(arm, "grid")), f"{arm} samples"))
+            figure = grid_figure(arm, store.exhibits(arm, "grid"))
+            parts.append(img_tag(figure, f"{arm}: samples of each generation's model"))
     numeric = sorted({n for arm in arms for n in names[arm] if n not in ("grid", "samples")})
     for name in numeric:
         series = {arm: store.exhibits(arm, name) for arm in arms if name in names[arm]}
-        parts.append(_img(histogram_figure(name, series), name))
+        figure = histogram_figure(name, series)
+        parts.append(img_tag(figure, f"{name.replace('_', ' ')}: distribution per generation"))
     for arm in arms:
         if "samples" not in names[arm]:
             continue
