@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from selfimprove.core.records import Claim, ClaimPlot
 from selfimprove.core.store import RunStore
 from selfimprove.reports.exhibits import exhibits_section
@@ -249,11 +251,11 @@ def _metric_figures(store: RunStore, arms: dict[str, Series]) -> str:
     figures: dict[str, list[str]] = {}
     for name, members in families(shown).items():
         figure = family_figure(arms, name, members)
-        figures.setdefault(_group(name), []).append(_figure(figure, name))
+        title = figure.texts[0].get_text() if figure.texts else name
+        figures.setdefault(_group(name), []).append(_figure(figure, name, title))
     sweep = sweep_keys(arms)
-    if sweep is not None and any(
-        "eval/accuracy_mean" in m for s in arms.values() for m in s.values()
-    ):
+    swept = {m[sweep[0]] for s in arms.values() for m in s.values() if sweep and sweep[0] in m}
+    if sweep is not None and len(swept) > 1:  # one swept value is no sweep to draw
         figure = sweep_figure(arms, *sweep, "eval/accuracy_mean")
         figures.setdefault(_group("eval/"), []).append(_figure(figure, "eval/accuracy_mean"))
     for key in shown:
@@ -279,10 +281,11 @@ def _metric_figures(store: RunStore, arms: dict[str, Series]) -> str:
     return "\n".join(parts)
 
 
-def _figure(figure: object, key: str) -> str:
+def _figure(figure: Figure, key: str, title: str | None = None) -> str:
     info = describe(key)
-    search = html.escape(f"{key} {info.title}".lower())
-    image = img_tag(figure, info.title)  # type: ignore[arg-type]
+    title = title or info.title
+    search = html.escape(f"{key} {title}".lower())
+    image = img_tag(figure, title)
     return (
         f"<figure data-search='{search}'>{image}<figcaption><code>{html.escape(key)}</code> "
         f"{html.escape(info.description)}</figcaption></figure>"
