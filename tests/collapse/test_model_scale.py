@@ -49,7 +49,10 @@ def test_tiny_gpt_collapse_resumes_exactly_and_keeps_its_samples(tmp_path: Path)
     under_gen0 = store.exhibits("replace", "gen0_nll")
     assert len(under_gen0[1]) == 60  # one value per generated document
     page = write_run_report(store, claims_for(config, store)).read_text()
-    assert "sample text of each generation" in page and 'alt="gen0_nll"' in page
+    assert (
+        "sample text of each generation" in page
+        and 'alt="gen0 nll: distribution per generation"' in page
+    )
 
 
 def test_tiny_gpt_samples_the_same_documents_with_and_without_the_cache(tmp_path: Path) -> None:
@@ -90,7 +93,10 @@ def test_vae_collapse_shrinks_under_replace_and_draws_sample_grids(tmp_path: Pat
     grids = store.exhibits("replace", "grid")
     assert sorted(grids) == [0, 1, 2] and grids[1]["count"] == 40
     page = write_run_report(store, claims_for(config, store)).read_text()
-    assert 'alt="replace samples"' in page and "latent spread shrinks" in page
+    assert (
+        'alt="replace: samples of each generation&#x27;s model"' in page
+        and "latent spread shrinks" in page
+    )
 
 
 def test_top_p_is_refused_where_the_model_has_no_tokens() -> None:

@@ -257,7 +257,8 @@ def _metric_figures(store: RunStore, arms: dict[str, Series]) -> str:
     swept = {m[sweep[0]] for s in arms.values() for m in s.values() if sweep and sweep[0] in m}
     if sweep is not None and len(swept) > 1:  # one swept value is no sweep to draw
         figure = sweep_figure(arms, *sweep, "eval/accuracy_mean")
-        figures.setdefault(_group("eval/"), []).append(_figure(figure, "eval/accuracy_mean"))
+        title = figure.axes[0].get_title()
+        figures.setdefault(_group("eval/"), []).append(_figure(figure, sweep[0], title))
     for key in shown:
         if key not in in_family:
             figures.setdefault(_group(key), []).append(_figure(metric_figure(arms, key), key))

@@ -268,6 +268,13 @@ _ENTRIES = (
         "BLEU of each generated document against the others.",
         share=True,
     ),
+    # the setting an arm of a sweep was run at (drawn as the x axis of the sweep figure)
+    _entry(
+        r"sweep/(?:x|group)/(?P<name>\w+)",
+        "Swept setting: {name}",
+        "{name}",
+        "The value of {name} this arm was run at.",
+    ),
     # class balance of a generative model's samples
     _entry(
         r"class/share_of_digit_(?P<n>\d+)",
