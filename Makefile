@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_collapse_text.py
 	$(PY) benchmarks/bench_distill.py
 	$(PY) benchmarks/bench_sandbox.py
+	$(PY) benchmarks/bench_cli.py
 
 check: lint typecheck test
 

@@ -182,9 +182,10 @@ def test_a_runs_dir_the_file_system_refuses_is_one_line(tmp_path: Path) -> None:
     assert "/proc/selfimprove-nope" in err
 
 
-def test_a_missing_runs_dir_lists_nothing(tmp_path: Path) -> None:
-    code, _, err = cli(["runs"], tmp_path / "missing" / "runs")
-    assert code == 0 and err == ""
+def test_a_missing_runs_dir_lists_nothing_and_says_where_it_looked(tmp_path: Path) -> None:
+    code, out, err = cli(["runs"], tmp_path / "missing" / "runs")
+    assert code == 0 and out == ""
+    assert err == f"no runs in {tmp_path / 'missing' / 'runs'}; `--runs-dir` names another folder\n"
     assert not (tmp_path / "missing").exists()
 
 

@@ -213,3 +213,50 @@ def test_run_explain_prints_every_field_of_a_kind(capsys: pytest.CaptureFixture[
     ):
         assert field in out, field
     assert "whole" not in out and "working" in out
+
+
+def test_progress_bars_show_wall_time_an_eta_and_why_an_arm_stopped() -> None:
+    import io
+
+    from rich.console import Console
+
+    from selfimprove.cli.progress import progress_bars
+    from selfimprove.core.engine import ArmProgress
+
+    screen = io.StringIO()
+    with progress_bars(Console(file=screen, width=160, force_terminal=False)) as update:
+        for generation in range(4):
+            update(ArmProgress("r", "replace", generation, 10, "running"))
+        update(ArmProgress("r", "replace", 3, 10, "halted"))
+        update(ArmProgress("r", "accumulate", 10, 10, "finished"))
+    text = screen.getvalue()
+    assert "replace (halted by a guard at generation 3)" in text and "3/10" in text
+    assert "accumulate" in text and "10/10" in text
+    assert "wall 0:00:00" in text and "eta" in text
+
+
+def test_show_metrics_recipes_and_arm_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = str(tmp_path / "runs")
+    tiny = ["--set", "generations=1", "--set", "self_play.games_per_generation=4"]
+    tiny += ["--set", "self_play.num_simulations=4", "--set", "train.steps=3"]
+    tiny += ["--set", "evaluation.num_simulations=4", "--set", "evaluation.random_games=2"]
+    assert main(["--runs-dir", runs, "run", str(CONFIGS / "games/tictactoe.yaml"), *tiny]) == 0
+    run_id = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["--runs-dir", runs, "runs"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if run_id in line)
+    assert row.rstrip(" │").endswith(" 1")  # AlphaZero has one arm (it said 0: no `arms` key)
+    assert main(["--runs-dir", runs, "show", run_id]) == 0
+    assert "more metrics: `--metrics list` names them" in capsys.readouterr().err
+    assert main(["--runs-dir", runs, "show", run_id, "--metrics", "eval/*"]) == 0
+    shown = capsys.readouterr()
+    assert "eval/value_error" in shown.out and "train/" not in shown.out  # it was dropped
+    assert "eval/value_error: " in shown.err  # the legend: each column's title and unit
+    assert main(["--runs-dir", runs, "show", run_id, "--metrics", "list"]) == 0
+    assert "eval/value_error" in capsys.readouterr().out
+    monkeypatch.chdir(CONFIGS.parent)
+    assert main(["recipes"]) == 0
+    listed = capsys.readouterr().out
+    assert "configs/collapse/gaussian.yaml" in listed and "configs/tour.yaml" not in listed
+    assert listed.count("games.alphazero") == 3

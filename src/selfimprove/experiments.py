@@ -5,6 +5,7 @@ Adding a loop is one method file with its `EXPERIMENT` record plus one line in `
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,11 @@ ExperimentConfig = LoopConfig
 def experiment_of(kind: object, source: str) -> Experiment[Any]:
     if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(sorted(KINDS))
-        raise ConfigError(f"{source}: kind: unknown experiment {kind!r}; known kinds: {known}")
+        close = difflib.get_close_matches(str(kind), list(KINDS), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"{source}: kind: unknown experiment {kind!r}{hint} (known kinds: {known})"
+        )
     return KINDS[kind]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from selfimprove.collapse import gaussian
 from selfimprove.core.config import ConfigError
-from selfimprove.core.engine import Arm, Engine, NondeterminismError
+from selfimprove.core.engine import Arm, ArmProgress, Engine, NondeterminismError
 from selfimprove.core.gates import Proposal
 from selfimprove.core.provenance import origin, stamp
 from selfimprove.core.records import Decision
@@ -104,7 +104,8 @@ def test_train_never_mutates_the_incumbent() -> None:
 
 def test_halt_alarm_stops_the_arm_and_logs_why(tmp_path: Path) -> None:
     alarm = {"metric": "collapse/sigma_median", "below": 0.7, "action": "halt"}
-    run = start_run(config(generations=60, alarms=[alarm]), tmp_path)
+    told: list[ArmProgress] = []
+    run = start_run(config(generations=60, alarms=[alarm]), tmp_path, told.append)
     store = RunStore.open(run.run_dir)
     statuses = dict(store.arms())
     assert statuses["replace, mle, M=20"] == "halted"
@@ -119,6 +120,15 @@ def test_halt_alarm_stops_the_arm_and_logs_why(tmp_path: Path) -> None:
     assert any(
         kind == "halt" and arm == "replace, mle, M=20" for _, arm, _, kind, _ in store.events()
     )
+    # progress: each arm starts at generation 0, counts up, and ends with its status
+    for arm, status, end in (
+        ("replace, mle, M=20", "halted", last),
+        ("accumulate, mle, M=20", "finished", 60),
+    ):
+        mine = [t for t in told if t.arm == arm]
+        assert (mine[0].generation, mine[0].status) == (0, "running")
+        assert [t.generation for t in mine[1:-1]] == list(range(1, end + 1))
+        assert (mine[-1].generation, mine[-1].status, mine[-1].total) == (end, status, 60)
 
 
 def test_rollback_alarm_restores_the_last_good_generation(tmp_path: Path) -> None:

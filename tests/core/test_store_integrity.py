@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from selfimprove.core import store as store_module
+from selfimprove.core.engine import ArmProgress
 from selfimprove.core.store import CorruptRunError, RunStore, list_runs
 from selfimprove.experiments import parse_config, resume_run, start_run
 from tests.tiny import tiny
@@ -134,8 +135,8 @@ def test_a_resumed_run_says_running_while_it_runs(tmp_path: Path) -> None:
     run_dir = small_run(tmp_path, stop_after=3)
     seen: list[str] = []
 
-    def progress(run: str, arm: str, generation: int, total: int) -> None:
-        del arm, generation, total
+    def progress(where: ArmProgress) -> None:
+        del where
         seen.append(list_runs(tmp_path)[0].status)
 
     resume_run(run_dir, progress=progress)

@@ -7,6 +7,7 @@ names the field, so the CLI can print one line and exit 2.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -223,7 +224,7 @@ def validate(model: type[ModelT], data: dict[str, Any], source: str) -> ModelT:
         more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
         message = first["msg"]
         if first["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _did_you_mean(model, first["loc"])
         raise ConfigError(f"{source}: {field}: {message}{more}") from None
 
 
@@ -285,6 +286,22 @@ def field_docs(model: type[BaseModel], prefix: str = "") -> list[FieldDoc]:
         if nested is not None:
             docs.extend(field_docs(nested, f"{path}[]."))
     return docs
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """`; did you mean 'x'?` for an unknown key at `loc`: the closest field of the model
+    that holds it, or nothing when none is close."""
+    node: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if node is None:
+            return ""
+        if isinstance(part, str):
+            field = node.model_fields.get(part)
+            node = None if field is None else _nested_model(field.annotation)[0]
+    if node is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(node.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:

@@ -52,8 +52,20 @@ M = TypeVar("M")
 S = TypeVar("S")
 K = TypeVar("K")
 
-Progress = Callable[[str, str, int, int], None]
-"""Called with (run id, arm, generation, total generations) after each committed generation."""
+
+@dataclass(frozen=True)
+class ArmProgress:
+    """Where one arm stands: sent when it starts (or resumes), after each committed
+    generation, and when it ends."""
+
+    run: str
+    arm: str
+    generation: int
+    total: int
+    status: str  # running, finished, or halted (a guard stopped the arm early)
+
+
+Progress = Callable[[ArmProgress], None]
 
 
 class NondeterminismError(RuntimeError):
@@ -141,6 +153,7 @@ class Engine:
 
     def _run_arm(self, arm: Arm, stop_after: int | None) -> str:
         state = self._restore(arm)
+        self._tell(arm, state, "running")
         while not state.halted and state.generation < self.loop.generations:
             if stop_after is not None and state.generation >= stop_after:
                 return "stopped"
@@ -152,11 +165,16 @@ class Engine:
                 return "waiting"
             self.store.commit_generation(record)
             self._maybe_snapshot(arm, state)
-            if self.progress is not None:
-                self.progress(
-                    self.store.run_dir.name, arm.name, state.generation, self.loop.generations
-                )
-        return "halted" if state.halted else "finished"
+            self._tell(arm, state, "running")
+        status = "halted" if state.halted else "finished"
+        self._tell(arm, state, status)
+        return status
+
+    def _tell(self, arm: Arm, state: LoopState[Any, Any], status: str) -> None:
+        if self.progress is not None:
+            run = self.store.run_dir.name
+            total = self.loop.generations
+            self.progress(ArmProgress(run, arm.name, state.generation, total, status))
 
     # -- one generation -------------------------------------------------------------------
 

@@ -1,0 +1,237 @@
+"""The command line: run, resume, runs, show, report, export, play, tour, gc, recipes.
+
+Bad input (a missing file, an unknown key, a wrong type, an unknown run) is one line on
+stderr and exit code 2, never a traceback. Parsing imports nothing heavy, so `--help` and a
+usage error answer at once; a command's module (and torch behind it) is imported only once
+its arguments parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from selfimprove import __version__
+from selfimprove.cli.recipes import find_recipes
+
+KINDS = (
+    "collapse.fresh_data",
+    "collapse.gaussian",
+    "collapse.gmm",
+    "collapse.ngram",
+    "collapse.regression",
+    "collapse.tiny_gpt",
+    "collapse.vae",
+    "collapse.zipf",
+    "distill.classifier",
+    "distill.lm",
+    "games.alphazero",
+    "reasoning.star",
+    "reasoning.synthesis",
+)
+"""Every experiment kind, named here so that `run --help` need not import them (a test
+holds it equal to `selfimprove.experiments.KINDS`)."""
+
+RECIPES = Path("configs")
+"""Where `recipes` and `run --help` look for recipes: the repository's configs/ folder."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from selfimprove.cli.commands import dispatch  # the heavy imports start here
+
+    return dispatch(args)
+
+
+def one_line(message: str) -> str:
+    """A message on one line: what a user typed (a path, a value) with line breaks and other
+    control characters shown escaped, so it can neither break the line nor drive the
+    terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message.rstrip("\n"))
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """`; did you mean 'x'?` for the closest of `known`, or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+_CHOICE = re.compile(r"invalid choice: '(?P<word>.*)' \(choose from (?P<known>.*)\)\Z", re.DOTALL)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors in one line (the full usage only with `--help`) and a
+    "did you mean" for a mistyped command, choice or flag."""
+
+    def error(self, message: str) -> NoReturn:
+        choice = _CHOICE.search(message)
+        if choice is not None:
+            known = re.findall(r"'([^']*)'", choice["known"])
+            hint = did_you_mean(choice["word"], known)
+            message = message[: choice.start()] + f"invalid choice: {choice['word']!r}{hint} "
+            message += f"(choose from {choice['known']})"
+        hint = f"; `{self.prog} --help` shows usage"
+        self.exit(2, f"selfimprove: error: {one_line(message)}{hint}\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        command = getattr(parsed, "command", None)
+        if extras and self.prog == "selfimprove" and command in _SUBPARSERS:
+            sub = _SUBPARSERS[command]
+            flags = [f for action in sub._actions for f in action.option_strings]
+            hint = did_you_mean(extras[0], flags) if extras[0].startswith("-") else ""
+            sub.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed, extras
+
+
+_SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 10**6:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 1000000")
+    return value
+
+
+def _run_epilog() -> str:
+    recipes = find_recipes(RECIPES)
+    lines = [f"  {r.path}  ({r.kind})" for r in recipes]
+    where = (
+        "recipes here (`selfimprove recipes` says what each does):\n" + "\n".join(lines)
+        if lines
+        else f"no recipes under {RECIPES}/ here (they ship in the repository's configs/)"
+    )
+    kinds = "\n".join(f"  {k}" for k in KINDS)
+    return (
+        f"{where}\n\nexperiment kinds (`run --explain KIND` prints every field, its type, "
+        f"default and description):\n{kinds}\n\n"
+        "example: selfimprove run configs/collapse/gaussian.yaml --set generations=50"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="selfimprove", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"selfimprove {__version__}")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="where runs live (default: runs)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, **kwargs)
+        _SUBPARSERS[name] = sub
+        return sub
+
+    run = command(
+        "run",
+        "run a recipe; prints the run id and the report path",
+        epilog=_run_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("config", type=Path, nargs="?", help="a recipe (YAML)")
+    run.add_argument(
+        "--explain",
+        metavar="KIND",
+        help="print every config field of an experiment kind (type, default, description)",
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the recipe and build its arms (sizes checked against this machine's "
+        "memory), then stop; writes nothing",
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set generations=20 (repeatable)",
+    )
+
+    command("recipes", "list the recipes under configs/ with one line each")
+
+    resume = command("resume", "continue a crashed or stopped run")
+    resume.add_argument("run", help="a run id (or its folder)")
+
+    command("runs", "list runs (a run whose process is gone shows as stopped)")
+
+    show = command("show", "per-generation table of a run")
+    show.add_argument("run", help="a run id (or its folder)")
+    show.add_argument(
+        "--rows", type=_positive, default=20, help="about how many generations to show per arm"
+    )
+    show.add_argument(
+        "--metrics",
+        metavar="PATTERN",
+        help="the metrics to show, shell-style, e.g. 'monitor/*' or 'eval/*,collapse/sigma*' "
+        "(default: the first six; `--metrics list` names them all with their titles)",
+    )
+    show.add_argument(
+        "--provenance",
+        action="store_true",
+        help="what each generation kept: source, origin generation, model, verifier, verdict",
+    )
+
+    report = command("report", "write the run's HTML report with plots")
+    report.add_argument("run", help="a run id (or its folder)")
+
+    play = command("play", "play a trained agent in the terminal")
+    play.add_argument(
+        "game",
+        choices=["connect4", "tictactoe", "othello6"],
+        help="moves: columns 1-7 (connect4); cells 1-9 (tictactoe); cells 1-36 row by row, "
+        "37 passes (othello6)",
+    )
+    play.add_argument("--run", required=True, help="a games.alphazero run of that game")
+    play.add_argument(
+        "--first",
+        choices=["human", "agent"],
+        default="human",
+        help="who moves first (default: human)",
+    )
+    play.add_argument(
+        "--simulations", type=_positive, default=200, help="agent's search per move (1-1000000)"
+    )
+    play.add_argument(
+        "--solver", action="store_true", help="MCTS-Solver: proven wins first, proven losses last"
+    )
+
+    export = command("export", "write a reasoning run's kept data as JSONL (TRL prompt/completion)")
+    export.add_argument("run", help="a run id (or its folder)")
+    export.add_argument("--arm", help="which arm (default: the first)")
+    export.add_argument("--out", type=Path, default=Path("kept.jsonl"), help="default: kept.jsonl")
+
+    tour = command("tour", "run the chapter's claims and write one page")
+    tour.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller settings (4-7 minutes on 2 cores; the full tour takes hours)",
+    )
+    tour.add_argument("--file", type=Path, default=Path("configs/tour.yaml"), help="tour file")
+
+    gc = command("gc", "free old snapshots and leftovers of killed writes in runs not running")
+    gc.add_argument(
+        "--keep-last",
+        type=int,
+        default=1,
+        metavar="N",
+        help="snapshots kept per arm (default 1: the one resume, play and export read)",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would be freed; remove none")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""What each command does, once its arguments have parsed (this module imports the
+experiments, and torch behind them; `selfimprove.cli` imports it only after parsing)."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from selfimprove.cli import RECIPES, did_you_mean, one_line
+from selfimprove.cli.progress import progress_bars
+from selfimprove.cli.recipes import find_recipes
+from selfimprove.core.config import ConfigError, field_docs
+from selfimprove.core.engine import NondeterminismError
+from selfimprove.core.garbage import collect_garbage
+from selfimprove.core.memory import peak_bytes
+from selfimprove.core.records import Claim
+from selfimprove.core.snapshot import SnapshotError
+from selfimprove.core.store import (
+    CorruptRunError,
+    RunBusyError,
+    RunNotFoundError,
+    RunStore,
+    list_runs,
+)
+from selfimprove.reports.metrics import describe
+
+if TYPE_CHECKING:
+    from selfimprove.experiments import RunResult
+
+# The experiments (and torch behind them) are imported by the commands that run or read a
+# model, not at the top: `runs`, `gc`, `recipes` and `show` answer in under a second.
+
+USER_ERRORS = (
+    ConfigError,
+    RunNotFoundError,
+    RunBusyError,
+    CorruptRunError,
+    NondeterminismError,
+    SnapshotError,
+)
+console = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 240)  # piped: never cut run ids
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; a user's mistake is one line on stderr and exit code 2."""
+    try:
+        _check_runs_dir(args.runs_dir)
+        return HANDLERS[args.command](args)
+    except USER_ERRORS as error:
+        print(f"selfimprove: error: {one_line(str(error))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("selfimprove: interrupted; `selfimprove resume RUN` continues a run", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as rich does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:  # the file system said no: a folder missing, no space, no right
+        where = f": {error.filename}" if error.filename else ""
+        print(
+            f"selfimprove: error: {one_line(f'{error.strerror or error}{where}')}", file=sys.stderr
+        )
+        return 2
+
+
+def _check_runs_dir(runs_dir: Path) -> None:
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise ConfigError(f"--runs-dir {runs_dir}: not a folder")
+
+
+def _write_report(run: str | Path, runs_dir: Path) -> tuple[Path, list[Claim]]:
+    """Check the run's claims against its metrics and write its HTML report."""
+    from selfimprove.experiments import claims_for, parse_config
+    from selfimprove.reports.html import write_run_report
+
+    store = RunStore.open(run, runs_dir)
+    try:
+        claims = claims_for(parse_config(store.info().config, store.run_dir.name), store)
+        return write_run_report(store, claims), claims
+    finally:
+        store.close()
+
+
+def _wall(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def _print_claims(claims: list[Claim]) -> None:
+    marks = {
+        True: "[green]holds[/]",
+        False: "[red]does not hold[/]",
+        None: "[yellow]not checked[/]",
+    }
+    for claim in claims:
+        console.print(f"  {marks[claim.holds]}  {claim.text}: {claim.measured}", markup=True)
+
+
+def _finish(result: RunResult, runs_dir: Path, started: float) -> int:
+    path, claims = _write_report(result.run_dir, runs_dir)
+    _print_claims(claims)
+    console.print(f"run {result.run_id} {result.status} in {_wall(time.monotonic() - started)}")
+    console.print(f"report: {path}")
+    out.print(result.run_id)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from selfimprove.experiments import build_arms, load_config, start_run
+
+    if args.explain is not None:
+        return _explain(args.explain)
+    if args.config is None:
+        raise ConfigError("run: give a recipe (a YAML file), or --explain KIND")
+    config = load_config(args.config, args.overrides)
+    if args.check:
+        arms = build_arms(config)
+        peak = peak_bytes(config) / 2**30
+        out.print(f"ok: {config.kind}, {len(arms)} arm(s), about {peak:.2f} GiB at peak")
+        return 0
+    started = time.monotonic()
+    with progress_bars(console) as progress:
+        result = start_run(config, args.runs_dir, progress)
+    return _finish(result, args.runs_dir, started)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from selfimprove.experiments import resume_run
+
+    started = time.monotonic()
+    with progress_bars(console) as progress:
+        result = resume_run(args.run, args.runs_dir, progress)
+    return _finish(result, args.runs_dir, started)
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    del args
+    recipes = find_recipes(RECIPES)
+    if not recipes:
+        raise ConfigError(
+            f"no recipes under {RECIPES.resolve()}; run from the repository, where configs/ is"
+        )
+    table = Table("recipe", "kind", "what it runs")
+    for recipe in recipes:
+        table.add_row(str(recipe.path), recipe.kind, recipe.summary)
+    out.print(table)
+    return 0
+
+
+def _arm_count(info_id: str, runs_dir: Path) -> str:
+    try:
+        store = RunStore.open(info_id, runs_dir)
+    except USER_ERRORS:
+        return "-"
+    try:
+        return str(len(store.arms()))
+    finally:
+        store.close()
+
+
+def _runs(args: argparse.Namespace) -> int:
+    infos = list_runs(args.runs_dir)
+    if not infos:
+        where = args.runs_dir.resolve()
+        console.print(
+            f"no runs in {where}; `--runs-dir` names another folder",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 0
+    table = Table("run", "kind", "status", "started", "arms")
+    for info in infos:
+        broken = info.status.startswith("broken")
+        arms = "-" if broken else _arm_count(info.id, args.runs_dir)
+        table.add_row(info.id, info.kind, info.status, info.created, arms)
+    out.print(table)
+    return 0
+
+
+def _explain(kind: str) -> int:
+    from selfimprove.experiments import experiment_of
+
+    experiment = experiment_of(kind, "--explain")
+    table = Table("field", "type", "default", "description", title=f"{kind}: {experiment.summary}")
+    for doc in field_docs(experiment.config):
+        table.add_row(doc.path, doc.type, doc.default, doc.description)
+    out.print(table)
+    return 0
+
+
+def _show_provenance(store: RunStore) -> None:
+    for arm, status in store.arms():
+        table = Table(
+            "generation",
+            "kept",
+            "source",
+            "made in",
+            "model",
+            "verifier",
+            "verdict",
+            "revision",
+            title=f"{arm} ({store.current(status)}): provenance of what each generation kept",
+        )
+        for row in store.provenance(arm):
+            verdict = {True: "passed", False: "failed", None: "-"}[row.passed]
+            table.add_row(
+                str(row.generation),
+                str(row.count),
+                row.source,
+                str(row.origin_generation),
+                f"{row.origin_arm}: {row.model}" if row.origin_arm else row.model,
+                row.verifier or "-",
+                verdict,
+                str(row.revision),
+            )
+        out.print(table)
+
+
+def _chosen_metrics(store: RunStore, pattern: str | None) -> list[str]:
+    """The metric keys `show` prints: the first six (monitors aside), or every key matching
+    one of the comma-separated shell patterns."""
+    from selfimprove.reports.plots import plottable_keys
+
+    every = {arm: store.metrics(arm) for arm, _ in store.arms()}
+    keys = plottable_keys(every)
+    if pattern is None:
+        return [k for k in keys if not k.startswith("monitor/")][:6]
+    every_key = sorted({k for series in every.values() for m in series.values() for k in m})
+    patterns = [p.strip() for p in pattern.split(",") if p.strip()]
+    chosen = [k for k in every_key if any(fnmatch.fnmatchcase(k, p) for p in patterns)]
+    if not chosen:
+        hint = did_you_mean(patterns[0] if patterns else "", every_key)
+        groups = sorted({k.split("/")[0] + "/*" for k in every_key})
+        raise ConfigError(
+            f"show --metrics {pattern!r}: matches none of this run's metrics{hint} "
+            f"(its groups: {', '.join(groups)}; `--metrics list` names every metric)"
+        )
+    return chosen
+
+
+def _list_metrics(store: RunStore) -> None:
+    every = {arm: store.metrics(arm) for arm, _ in store.arms()}
+    keys = sorted({k for series in every.values() for m in series.values() for k in m})
+    table = Table("metric", "title", "axis (unit)", "what it measures")
+    for key in keys:
+        info = describe(key)
+        table.add_row(key, info.title, info.axis, info.description)
+    out.print(table)
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = RunStore.open(args.run, args.runs_dir)
+    try:
+        if args.provenance:
+            _show_provenance(store)
+            return 0
+        if args.metrics == "list":
+            _list_metrics(store)
+            return 0
+        keys = _chosen_metrics(store, args.metrics)
+        for arm, status in store.arms():
+            series, decisions = store.metrics(arm), store.decisions(arm)
+            title = f"{arm} ({store.current(status)})"
+            table = Table("generation", "decision", *keys, title=title)
+            step = max(1, len(series) // max(1, args.rows))
+            for generation in sorted(series):
+                if generation % step and generation != max(series):
+                    continue
+                action = decisions.get(generation, ("", ""))[0]
+                values = (f"{series[generation].get(k, float('nan')):.4g}" for k in keys)
+                table.add_row(str(generation), action, *values)
+            out.print(table)
+        legend = "; ".join(f"{k}: {describe(k).title} [{describe(k).axis}]" for k in keys)
+        every = {k for arm, _ in store.arms() for m in store.metrics(arm).values() for k in m}
+        if args.metrics is None and len(every) > len(keys):
+            legend += (
+                f" ({len(every) - len(keys)} more metrics: `--metrics list` names them, "
+                "`--metrics 'monitor/*'` shows a group)"
+            )
+        console.print(legend, highlight=False, markup=False, soft_wrap=True)
+    finally:
+        store.close()
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    path, _ = _write_report(args.run, args.runs_dir)
+    out.print(str(path))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a folder; give a file name, e.g. kept.jsonl")
+    if not args.out.parent.is_dir():
+        raise ConfigError(f"--out {args.out}: folder {args.out.parent} does not exist")
+    from selfimprove.experiments import export_kept
+
+    arm, generation, count = export_kept(args.run, args.runs_dir, args.arm, args.out)
+    console.print(f"{count} records kept by {arm} at generation {generation}")
+    out.print(str(args.out))
+    return 0
+
+
+def _tour(args: argparse.Namespace) -> int:
+    from selfimprove.tour import run_tour
+
+    started = time.monotonic()
+    with progress_bars(console) as progress:
+        path, results = run_tour(args.file, args.runs_dir, args.quick, progress)
+    for title, claims in results:
+        held = sum(c.holds is True for c in claims)
+        checked = sum(c.holds is not None for c in claims)
+        unchecked = f" ({len(claims) - checked} not checked)" if checked < len(claims) else ""
+        console.print(f"{held}/{checked} claims hold{unchecked}  {title}", highlight=False)
+        _print_claims([c for c in claims if c.holds is False])
+    console.print(f"tour finished in {_wall(time.monotonic() - started)}")
+    console.print(f"tour report: {path.resolve()}")
+    out.print(str(path.resolve()))
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    for collected in collect_garbage(args.runs_dir, args.keep_last, args.dry_run):
+        out.print(collected.describe(args.dry_run), markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
+def _play(args: argparse.Namespace) -> int:
+    from selfimprove.cli.play import play
+
+    return play(args, out)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "recipes": _recipes,
+    "resume": _resume,
+    "runs": _runs,
+    "show": _show,
+    "report": _report,
+    "play": _play,
+    "export": _export,
+    "tour": _tour,
+    "gc": _gc,
+}
