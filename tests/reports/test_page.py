@@ -57,7 +57,8 @@ def test_contents_come_first_with_failing_claims_first(page_path: Path) -> None:
         headings = page.locator("h2, h3").all_inner_texts()
         assert headings[0] == "Contents"
         assert headings[1].startswith("Claims that do not hold (")
-        assert headings.index("Studies") > headings.index("Not checked (1)") > 1
+        # ours, and the accumulate claim of policies.yaml: 16 seeds cannot pin its median down
+        assert headings.index("Studies") > headings.index("Not checked (2)") > 1
         failing = page.locator("nav#contents ol").first.inner_text()
         assert "a claim made to fail" in failing and "measured 0.5, needs 0.9" in failing
         assert "a claim these settings cannot test" not in failing

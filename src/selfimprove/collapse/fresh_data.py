@@ -28,7 +28,7 @@ from selfimprove.core import monitors
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.policies import Kept
-from selfimprove.core.records import Batch, Claim, Metrics
+from selfimprove.core.records import Batch, Claim, ClaimPlot, Metrics
 
 
 class FreshDataArm(PolicyArm):
@@ -152,6 +152,9 @@ def build_arms(config: FreshDataConfig) -> list[Arm]:
     return arms
 
 
+FRECHET = "collapse/frechet_median"
+
+
 def fresh_data_claims(config: FreshDataConfig, measured: Measured) -> list[Claim]:
     table = measured.metrics
     claims = []
@@ -159,7 +162,7 @@ def fresh_data_claims(config: FreshDataConfig, measured: Measured) -> list[Claim
     synthetic = []
     for arm in config.arms:
         _, last = newest(table[arm.label()])
-        distance = last["collapse/frechet_median"]
+        distance = last[FRECHET]
         if arm.policy.mix == "mix_fresh_real":
             plateaus.setdefault((arm.policy.real_fraction, arm.policy.temperature), []).append(
                 (arm.label(), distance)
@@ -174,6 +177,7 @@ def fresh_data_claims(config: FreshDataConfig, measured: Measured) -> list[Claim
                     f"{fraction:g} fresh real, lambda {temperature:g}: the Frechet plateau does not depend on the start (within 10%)",
                     ", ".join(f"{d:.2f}" for d in values),
                     max(values) <= 1.1 * min(values),
+                    ClaimPlot(FRECHET, tuple(label for label, _ in runs)),
                 )
             )
     highest = max((d for runs in plateaus.values() for _, d in runs), default=math.nan)
@@ -183,6 +187,7 @@ def fresh_data_claims(config: FreshDataConfig, measured: Measured) -> list[Claim
                 f"{label}: without fresh real data the distance grows past 3x the highest plateau",
                 f"{distance:.2f} vs {highest:.2f}",
                 distance > 3 * highest,
+                ClaimPlot(FRECHET, (label,), (3 * highest, None)),
             )
         )
     return claims

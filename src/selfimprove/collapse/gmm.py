@@ -28,7 +28,7 @@ from selfimprove.collapse.study import (
 from selfimprove.core.engine import Arm
 from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.policies import concat
-from selfimprove.core.records import Batch, Claim, Metrics, Provenance
+from selfimprove.core.records import Batch, Claim, ClaimPlot, Metrics, Provenance
 
 _MIN_VARIANCE = 1e-12
 
@@ -205,6 +205,7 @@ def gmm_claims(config: GmmConfig, measured: Measured) -> list[Claim]:
                 f"{arm.label()}: components shrink to under half their std in {n} generations (paper: ~0.9 -> ~0.01 in 2000)",
                 f"{start:.3f} -> {end:.3g}",
                 end < 0.5 * start,
+                ClaimPlot("collapse/component_std_median", (arm.label(),), (None, 0.5 * start)),
             )
         )
         early = series[min(50, n)]["collapse/l2_distance_median"]

@@ -28,7 +28,7 @@ from selfimprove.collapse.study import (
 )
 from selfimprove.core.engine import Arm
 from selfimprove.core.experiment import Experiment, Measured, newest
-from selfimprove.core.records import Batch, Claim, Metrics
+from selfimprove.core.records import Batch, Claim, ClaimPlot, Metrics
 
 
 class RegressionConfig(CollapseConfig):
@@ -152,6 +152,9 @@ def build_arms(config: RegressionConfig) -> list[Arm]:
     return arms
 
 
+ERROR = "collapse/test_error_mean"
+
+
 def regression_claims(config: RegressionConfig, measured: Measured) -> list[Claim]:
     table = measured.metrics
     claims = []
@@ -162,7 +165,7 @@ def regression_claims(config: RegressionConfig, measured: Measured) -> list[Clai
     )
     for arm in config.arms:
         n, last = newest(table[arm.label()])
-        error = last["collapse/test_error_mean"]
+        error = last[ERROR]
         theory = last.get("analytic/collapse/test_error_mean")
         if theory is not None and arm.policy.mix == "replace":
             claims.append(
@@ -170,6 +173,7 @@ def regression_claims(config: RegressionConfig, measured: Measured) -> list[Clai
                     f"{arm.label()}: test error grows linearly, (n+1) sigma^2 d/(T-d-1), within 10%",
                     f"{error:.3f} (theory {theory:.3f}) after {n} generations",
                     abs(error / theory - 1) <= 0.1,
+                    ClaimPlot(ERROR, (arm.label(),), (0.9 * theory, 1.1 * theory)),
                 )
             )
         if theory is not None and arm.policy.mix == "accumulate":
@@ -179,6 +183,13 @@ def regression_claims(config: RegressionConfig, measured: Measured) -> list[Clai
                     f"{arm.label()}: test error stays below (pi^2/6) sigma^2 d/(T-d-1) = {bound:.3f} and within 10% of theory",
                     f"{error:.3f} (theory {theory:.3f})",
                     error <= bound and abs(error / theory - 1) <= 0.1,
+                    ClaimPlot(
+                        ERROR,
+                        (arm.label(),),
+                        (0.9 * theory, min(bound, 1.1 * theory)),
+                        bound,
+                        "bound (π²/6) σ² d/(T-d-1)",
+                    ),
                 )
             )
     return claims

@@ -17,7 +17,7 @@ from selfimprove.collapse.study import PolicyArm
 from selfimprove.core import text_monitors
 from selfimprove.core.config import ConfigModel
 from selfimprove.core.experiment import Table, column, trace
-from selfimprove.core.records import Claim, Metrics
+from selfimprove.core.records import Claim, ClaimPlot, Metrics
 from selfimprove.core.text_monitors import WordIndex
 from selfimprove.data import shakespeare
 from selfimprove.data.shakespeare import spread_windows
@@ -99,6 +99,9 @@ class RealText:
         }
 
 
+NLL = "eval/test_nll"
+
+
 def text_claims(arms: tuple[PolicyArm, ...], table: Table, unit: str) -> list[Claim]:
     """E8 / E9: held-out cross-entropy and the monitors of the generated text, per policy.
 
@@ -108,7 +111,7 @@ def text_claims(arms: tuple[PolicyArm, ...], table: Table, unit: str) -> list[Cl
     support every generation; distinct-n falls, self-BLEU rises, rare n-gram coverage falls.
     """
     claims = []
-    nll = {arm.label(): column(table[arm.label()], "eval/test_nll") for arm in arms}
+    nll = {arm.label(): column(table[arm.label()], NLL) for arm in arms}
     plain_replace = [
         arm.label()
         for arm in arms
@@ -130,6 +133,7 @@ def text_claims(arms: tuple[PolicyArm, ...], table: Table, unit: str) -> list[Cl
                     f"{n} generations (papers: +0.26 to +0.58 nats over generations 2-5)",
                     f"{trace(values)} (+{rise:.3f})",
                     bool((steps > 0).all()),
+                    ClaimPlot(NLL),
                 )
             )
         if policy.mix == "accumulate":
@@ -140,6 +144,7 @@ def text_claims(arms: tuple[PolicyArm, ...], table: Table, unit: str) -> list[Cl
                     "(Gerstgrasser et al.)",
                     f"{trace(values)}; largest distance from generation 1: {drift:.3f}",
                     drift <= 0.05,
+                    ClaimPlot(NLL, (label,), (values[1] - 0.05, values[1] + 0.05)),
                 )
             )
         if policy.mix in ("accumulate", "mix_fixed_real", "mix_fresh_real") and replace_rise:
@@ -149,6 +154,7 @@ def text_claims(arms: tuple[PolicyArm, ...], table: Table, unit: str) -> list[Cl
                     "replace",
                     f"+{rise:.3f} vs +{replace_rise:.3f}",
                     rise < 0.5 * replace_rise,
+                    ClaimPlot(NLL),
                 )
             )
         if policy.mix == "replace" and (policy.temperature < 1 or policy.top_p < 1):

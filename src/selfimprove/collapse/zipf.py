@@ -27,7 +27,7 @@ from selfimprove.core.config import ConfigModel
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.policies import Kept
-from selfimprove.core.records import Batch, Claim, Metrics, Provenance, Source
+from selfimprove.core.records import Batch, Claim, ClaimPlot, Metrics, Provenance, Source
 from selfimprove.core.stages import unverified
 
 ZipfSource = Literal["real", "tail_cut", "mix", "iterate"]
@@ -283,6 +283,9 @@ def zipf_claims(config: ZipfConfig, measured: Measured) -> list[Claim]:
                     f"iterated memorizer: the support shrinks to under half in {n} generations",
                     f"{support0:g} -> {support:g} items",
                     support < 0.5 * support0,
+                    ClaimPlot(
+                        "collapse/support_size_median", (arm.label(),), (None, 0.5 * support0)
+                    ),
                 )
             )
             blind = last["monitor/good_turing"]

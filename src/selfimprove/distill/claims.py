@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from selfimprove.core.experiment import Measured, carried
-from selfimprove.core.records import Claim
+from selfimprove.core.records import Claim, ClaimPlot
 
 if TYPE_CHECKING:  # the method files import these claims for their Experiment records
     from selfimprove.distill.distill import ClassifierKdConfig, StudentArm
@@ -36,6 +36,12 @@ def classifier_claims(config: ClassifierKdConfig, measured: Measured) -> list[Cl
                     f"{s['eval/accuracy_high']:.3f}] vs {h['eval/accuracy_mean']:.3f} "
                     f"[{h['eval/accuracy_low']:.3f}, {h['eval/accuracy_high']:.3f}]",
                     s["eval/accuracy_low"] > h["eval/accuracy_high"],
+                    ClaimPlot(  # each dot's bar spans its seeds: soft's must clear the band
+                        "eval/accuracy_mean",
+                        (hard.label(), soft.label()),
+                        (h["eval/accuracy_high"], None),
+                        x="arm",
+                    ),
                 )
             )
     for arm in (a for a in config.arms if a.removed_class is not None):
@@ -47,6 +53,7 @@ def classifier_claims(config: ClassifierKdConfig, measured: Measured) -> list[Cl
                 f"{m['eval/unseen_class_accuracy_mean']:.3f} before, "
                 f"{m['eval/unseen_class_corrected_mean']:.3f} after",
                 m["eval/unseen_class_corrected_mean"] >= 0.9,
+                ClaimPlot("eval/unseen_class_corrected_mean", (arm.label(),), (0.9, None), x="arm"),
             )
         )
     for arm in config.arms if config.generations else ():
@@ -62,6 +69,7 @@ def classifier_claims(config: ClassifierKdConfig, measured: Measured) -> list[Cl
                     f"{len(accuracy) - 1} generations",
                     f"{trace} (teacher {series[0]['eval/teacher_accuracy']:.3f})",
                     accuracy[-1] < accuracy[0],
+                    ClaimPlot("eval/accuracy_mean", (arm.label(),), (None, accuracy[0])),
                 )
             )
             continue
@@ -99,6 +107,7 @@ def lm_claims(config: LmKdConfig, measured: Measured) -> list[Claim]:
                 f"{m['eval/test_nll']:.3f} vs {data:.3f} (teacher {gap:.3f}, "
                 f"{m['model/parameters']:.0f} vs {m['model/teacher_parameters']:.0f} parameters)",
                 m["eval/test_nll"] < data,
+                ClaimPlot("eval/test_nll", (arm, "data"), (None, data), x="arm"),
             )
         )
     return claims

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from selfimprove.core.experiment import Measured, Table
-from selfimprove.core.records import Claim
+from selfimprove.core.records import Claim, ClaimPlot
 
 if TYPE_CHECKING:  # the method file imports these claims for its Experiment record
     from selfimprove.games.alphazero import AlphaZeroConfig
@@ -28,6 +28,7 @@ def alphazero_claims(config: AlphaZeroConfig, measured: Measured) -> list[Claim]
                 f"{last['eval/in_play_mistakes']:g} mistakes in {last['eval/in_play_positions']:g} "
                 f"positions (generation 0: {first['eval/in_play_mistakes']:g})",
                 last["eval/in_play_mistakes"] == 0,
+                ClaimPlot("eval/in_play_mistakes", (arm,), None, 0.0, "perfect play: 0"),
             )
         )
         found.append(
@@ -45,6 +46,9 @@ def alphazero_claims(config: AlphaZeroConfig, measured: Measured) -> list[Claim]
                 f"search {first['eval/search_mistakes']:g} -> {last['eval/search_mistakes']:g}, "
                 f"raw policy {first['eval/policy_mistakes']:g} -> {last['eval/policy_mistakes']:g}",
                 last["eval/search_mistakes"] <= 0.5 * first["eval/search_mistakes"],
+                ClaimPlot(
+                    "eval/search_mistakes", (arm,), (None, 0.5 * first["eval/search_mistakes"])
+                ),
             )
         )
     return found
@@ -76,6 +80,7 @@ def connect4_claims(config: AlphaZeroConfig, table: Table) -> list[Claim]:
                         f"{arm}: the search makes no more mistakes than random-rollout MCTS-10000 on {label} ({bar:g}%)",
                         f"{rate:.1f}% [{low:.1f}, {high:.1f}] at generation {scored[-1]} ({budget})",
                         rate <= bar,
+                        ClaimPlot(key, (arm,), (None, bar / 100), bar / 100, "MCTS-10000"),
                     )
                 )
         ladder = [g for g in sorted(series) if "ladder/elo" in series[g]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from selfimprove.core.experiment import Measured, carried
-from selfimprove.core.records import Claim, Metrics
+from selfimprove.core.records import Claim, ClaimPlot, Metrics
 
 if TYPE_CHECKING:  # the method files import these claims for their Experiment records
     from selfimprove.reasoning.star import StarConfig
@@ -43,6 +43,7 @@ def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
                 f"{config.train_digits[-1]} rises above {100 * target:g}%",
                 f"{100 * last[ACCURACY]:.1f}% at generation {n}",
                 last[ACCURACY] > target,
+                ClaimPlot(ACCURACY, (), (target, None)),
             )
         )
         clock = minutes.get("star", {})
@@ -67,6 +68,7 @@ def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
                     f"vs {100 * d[ACCURACY]:.1f}% ({d['train/tokens_total'] / 1e6:.1f}M tokens)",
                     last[ACCURACY] > d[ACCURACY]
                     and d["train/tokens_total"] >= last["train/tokens_total"],
+                    ClaimPlot(ACCURACY, (), (target, None)),
                 )
             )
     plain = table.get("star_no_rationalization")
