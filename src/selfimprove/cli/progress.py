@@ -26,7 +26,7 @@ def progress_bars(console: Console) -> Iterator[Callable[[ArmProgress], None]]:
     refused, prints nothing but its error). Columns: arm, bar, generations done of all,
     wall time since the arm started, and the time it still needs at its pace so far."""
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # an arm's name is text, not markup
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("wall"),
@@ -46,7 +46,7 @@ def progress_bars(console: Console) -> Iterator[Callable[[ArmProgress], None]]:
         task = tasks[key]
         bar.update(task, completed=where.generation)
         if where.status == "halted":
-            note = f"{where.arm[:48]} [yellow](halted by a guard at generation {where.generation})"
+            note = f"{where.arm[:48]} (halted by a guard at generation {where.generation})"
             bar.update(task, description=note)
             bar.stop_task(task)
 

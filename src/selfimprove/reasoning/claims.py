@@ -43,7 +43,7 @@ def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
                 f"{config.train_digits[-1]} rises above {100 * target:g}%",
                 f"{100 * last[ACCURACY]:.1f}% at generation {n}",
                 last[ACCURACY] > target,
-                ClaimPlot(ACCURACY, (), (target, None)),
+                ClaimPlot(ACCURACY, ("star",), (target, None)),
             )
         )
         clock = minutes.get("star", {})
@@ -68,7 +68,7 @@ def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
                     f"vs {100 * d[ACCURACY]:.1f}% ({d['train/tokens_total'] / 1e6:.1f}M tokens)",
                     last[ACCURACY] > d[ACCURACY]
                     and d["train/tokens_total"] >= last["train/tokens_total"],
-                    ClaimPlot(ACCURACY, (), (target, None)),
+                    ClaimPlot(ACCURACY, ("star", "direct")),
                 )
             )
     plain = table.get("star_no_rationalization")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from selfimprove.core.experiment import Measured, carried
 from selfimprove.core.records import Claim, ClaimPlot
 from selfimprove.core.store import RunStore
 from selfimprove.reports.exhibits import exhibits_section
@@ -110,7 +111,12 @@ def run_section(store: RunStore, claims: Sequence[Claim], heading: str, anchor: 
     )
     if claims:
         parts.append(_claims_table(claims, anchor))
-        parts.append(_claim_figures(arms, claims, anchor))
+        # a claim reads the model each arm carried (a rejected candidate is not the model),
+        # so its figure draws the same series
+        decisions = {name: store.decisions(name) for name in arms}
+        measured = Measured(arms, {}, decisions)
+        held = {name: carried(measured, name) for name in arms}
+        parts.append(_claim_figures(held, claims, anchor))
     parts.append(_final_table(arms, statuses))
     parts.append(_metric_figures(store, arms))
     parts.append(exhibits_section(store))
