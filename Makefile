@@ -5,11 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test test-all lint typecheck bench check clean
+.PHONY: install browser demo test test-all lint typecheck bench check dist docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,hf,peers,web]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,docs,hf,peers,web]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,8 +29,8 @@ test-all: $(STAMP) browser
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs
+	$(VENV)/bin/ruff format --check src tests benchmarks docs
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -46,5 +46,13 @@ bench: $(STAMP)
 
 check: lint typecheck test
 
+# the documentation site in site/, offline, warnings as errors (open site/index.html)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=true DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict
+
+# the wheel and the sdist, built offline with this environment's setuptools
+dist: $(STAMP)
+	$(PY) -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,14 @@ from selfimprove.collapse import gpt
 from selfimprove.core.store import RunStore
 from selfimprove.experiments import CODECS, load_config, start_run
 
-RECIPE = Path(__file__).resolve().parents[1] / "configs" / "collapse" / "tiny_gpt.yaml"
+RECIPE = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "selfimprove"
+    / "recipes"
+    / "collapse"
+    / "tiny_gpt.yaml"
+)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ if importlib.util.find_spec("torch") is not None:
     torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
+CONFIGS = REPO / "src" / "selfimprove" / "recipes"
 
 
 @pytest.fixture

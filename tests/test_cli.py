@@ -43,7 +43,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                 "--set",
                 "evaluation.pons_table=/nope.tsv",
             ],
-            "evaluation.pons_table: Path does not point to a file",
+            "evaluation.pons_table: /nope.tsv is not a file: it is Pascal Pons",
         ),
         (
             ["run", str(CONFIGS / "games/tictactoe.yaml"), "--set", "game=chess"],
@@ -255,8 +255,29 @@ def test_show_metrics_recipes_and_arm_counts(
     assert "eval/value_error: " in shown.err  # the legend: each column's title and unit
     assert main(["--runs-dir", runs, "show", run_id, "--metrics", "list"]) == 0
     assert "eval/value_error" in capsys.readouterr().out
-    monkeypatch.chdir(CONFIGS.parent)
+    monkeypatch.chdir(tmp_path)  # the recipes ship with the package: any folder lists them
     assert main(["recipes"]) == 0
     listed = capsys.readouterr().out
-    assert "configs/collapse/gaussian.yaml" in listed and "configs/tour.yaml" not in listed
+    rows = [line.split("│")[1].strip() for line in listed.splitlines() if line.startswith("│")]
+    assert "collapse/gaussian" in rows and "tour" not in rows
     assert listed.count("games.alphazero") == 3
+
+
+def test_text_that_looks_like_markup_is_shown_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found in review: an arm named `acc [/b] x` ended the run in a markup traceback, and a
+    claim's `[never, never, 2]` vanished from the terminal."""
+    runs = str(tmp_path)
+    arm = "arms=[{policy: {mix: accumulate}, fit: mle, samples_per_generation: 20, name: 'acc [/b] x'}]"
+    recipe = str(CONFIGS / "collapse/gaussian.yaml")
+    tiny = ["--set", "generations=3", "--set", "num_seeds=4", "--set", arm]
+    assert main(["--runs-dir", runs, "run", recipe, *tiny]) == 0
+    run_id = capsys.readouterr().out.strip()
+    assert main(["--runs-dir", runs, "show", run_id]) == 0
+    assert "acc [/b] x (finished)" in capsys.readouterr().out
+    from selfimprove.cli.commands import _print_claims
+    from selfimprove.core.records import Claim
+
+    _print_claims([Claim("one by one", "without [never, never, 2]", False)])
+    assert "without [never, never, 2]" in capsys.readouterr().err

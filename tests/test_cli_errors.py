@@ -58,7 +58,7 @@ CASES: list[tuple[str, list[str], str]] = [
     (
         "play: --first robot",
         ["play", "connect4", "--run", "x", "--first", "robot"],
-        "choose from 'human'",
+        "(choose from ",
     ),
     ("play: --simulations 0", ["play", "tictactoe", "--run", "x", "--simulations", "0"], "0 is"),
     ("play: an unknown run", ["play", "tictactoe", "--run", "no-such-run"], "no run"),
@@ -156,6 +156,23 @@ def test_bad_arguments_about_an_existing_run_change_none_of_its_files(
     assert list(tmp_path.iterdir()) == [], f"{name}: files left behind"
 
 
+def test_did_you_mean_reads_choices_quoted_or_not() -> None:
+    """Python 3.12.8+ lists argparse's choices without quotes; the hint must not depend on it."""
+    for listed in ("'run', 'recipes', 'resume'", "run, recipes, resume"):
+        code, _, err = cli_error(f"argument command: invalid choice: 'rnu' (choose from {listed})")
+        assert code == 2 and "did you mean 'run'?" in err
+
+
+def cli_error(message: str) -> tuple[int, str, str]:
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            _parser().error(message)
+        except SystemExit as done:
+            return int(done.code or 0), "", stderr.getvalue()
+    raise AssertionError("error() returned")
+
+
 def test_the_kinds_help_names_are_the_experiments() -> None:
     from selfimprove.experiments import KINDS as EXPERIMENT_KINDS
 
@@ -178,4 +195,4 @@ def test_help_answers_in_under_a_second_and_imports_no_torch() -> None:
         imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
         assert not imported & {"torch", "numpy", "pydantic", "selfimprove.experiments"}
         assert seconds < 1.0, seconds
-    assert "configs/collapse/gaussian.yaml" in result.stdout or "no recipes" in result.stdout
+    assert "  collapse/gaussian  " in result.stdout and "  games.alphazero\n" in result.stdout

@@ -25,6 +25,7 @@ from selfimprove.distill import distill, lm
 from selfimprove.games import alphazero
 from selfimprove.models.tensors import TORCH_TENSORS
 from selfimprove.reasoning import star, synthesis
+from selfimprove.recipes import recipe_path
 
 EXPERIMENTS: tuple[Experiment[Any], ...] = (
     gaussian.EXPERIMENT,
@@ -66,7 +67,12 @@ def parse_config(data: dict[str, Any], source: str) -> ExperimentConfig:
     return config
 
 
-def load_config(path: Path, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_config(recipe: Path | str, overrides: list[str] | None = None) -> ExperimentConfig:
+    """A recipe's config, from a file or a shipped recipe's name (`collapse/gaussian`)."""
+    try:
+        path = recipe_path(recipe)
+    except LookupError as error:
+        raise ConfigError(str(error.args[0])) from None
     data = apply_overrides(read_yaml(path), overrides or [])
     return parse_config(data, str(path))
 

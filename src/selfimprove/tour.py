@@ -1,4 +1,5 @@
-"""The tour: run each study of `configs/tour.yaml` and write one page of the chapter's claims.
+"""The tour: run each study of the shipped `tour.yaml` (or a tour file of one's own) and write
+one page of the chapter's claims.
 
 A tour file lists studies, each a config path (relative to the tour file), a title, and the
 `quick` overrides that `--quick` applies; a study marked `full_only` (one whose effect needs
@@ -7,11 +8,12 @@ its full settings to show) is left out of a quick tour, and the page says so.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from pydantic import Field
 
-from selfimprove.core.config import ConfigModel, read_yaml, validate
+from selfimprove.core.config import ConfigError, ConfigModel, read_yaml, validate
 from selfimprove.core.engine import Progress
 from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore, now
@@ -33,11 +35,22 @@ class TourConfig(ConfigModel):
 
 
 def run_tour(
-    tour_file: Path, runs_dir: Path, quick: bool, progress: Progress | None = None
+    tour_file: Path,
+    runs_dir: Path,
+    quick: bool,
+    progress: Progress | None = None,
+    only: str | None = None,
 ) -> tuple[Path, list[tuple[str, list[Claim]]]]:
-    """Run every study; returns the tour page's path and each study's claims."""
+    """Run every study (with `only`, those whose recipe or title contains it); returns the
+    tour page's path and each study's claims."""
     tour = validate(TourConfig, read_yaml(tour_file), str(tour_file))
     studies = [s for s in tour.studies if not (quick and s.full_only)]
+    if only is not None:
+        chosen = [s for s in studies if only.lower() in f"{s.config} {s.title}".lower()]
+        if not chosen:
+            names = ", ".join(str(s.config.with_suffix("")) for s in studies)
+            raise ConfigError(f"tour --only {only!r}: no study matches (its studies: {names})")
+        studies = chosen
     configs = [
         load_config(tour_file.parent / study.config, list(study.quick) if quick else [])
         for study in studies
@@ -65,13 +78,19 @@ def write_tour_page(
         results.append((tour_study.title, claims))
     every = [c for _, cs in results for c in cs]
     mode = "quick settings" if quick else "full settings"
-    intro = f"<p>{tour.intro}</p><p><b>{tally(every)}</b> ({mode}, {now()}).</p>"
-    skipped = [s.title for s in tour.studies if s not in [r[0] for r in runs]]
-    if skipped:
+    intro = f"<p>{html.escape(tour.intro)}</p><p><b>{tally(every)}</b> ({mode}, {now()}).</p>"
+    ran = [r[0] for r in runs]
+    full_only = [s.title for s in tour.studies if s not in ran and quick and s.full_only]
+    not_chosen = [s.title for s in tour.studies if s not in ran and s.title not in full_only]
+    if full_only:
         intro += (
             "<p>Left out of the quick tour (they need their full settings): "
-            + "; ".join(skipped)
+            + html.escape("; ".join(full_only))
             + ". Run <code>selfimprove tour</code> for them.</p>"
+        )
+    if not_chosen:
+        intro += (
+            "<p>Left out by <code>--only</code>: " + html.escape("; ".join(not_chosen)) + ".</p>"
         )
     stamp = now().replace(":", "").replace("-", "")
     path = write_page(runs_dir / f"tour-{stamp}.html", tour.title, sections, intro)

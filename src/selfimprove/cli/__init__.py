@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from selfimprove import __version__
-from selfimprove.cli.recipes import find_recipes
+from selfimprove.recipes import find_recipes
 
 KINDS = (
     "collapse.fresh_data",
@@ -36,9 +36,6 @@ KINDS = (
 )
 """Every experiment kind, named here so that `run --help` need not import them (a test
 holds it equal to `selfimprove.experiments.KINDS`)."""
-
-RECIPES = Path("configs")
-"""Where `recipes` and `run --help` look for recipes: the repository's configs/ folder."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +68,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         choice = _CHOICE.search(message)
         if choice is not None:
-            known = re.findall(r"'([^']*)'", choice["known"])
+            # the choices, quoted ('run', 'resume') or not (Python 3.12.8+: run, resume)
+            known = [w.strip().strip("'") for w in choice["known"].split(",")]
             hint = did_you_mean(choice["word"], known)
             message = message[: choice.start()] + f"invalid choice: {choice['word']!r}{hint} "
             message += f"(choose from {choice['known']})"
@@ -105,18 +103,15 @@ def _positive(text: str) -> int:
 
 
 def _run_epilog() -> str:
-    recipes = find_recipes(RECIPES)
-    lines = [f"  {r.path}  ({r.kind})" for r in recipes]
-    where = (
-        "recipes here (`selfimprove recipes` says what each does):\n" + "\n".join(lines)
-        if lines
-        else f"no recipes under {RECIPES}/ here (they ship in the repository's configs/)"
-    )
+    lines = [f"  {r.name:<28} {r.kind}" for r in find_recipes()]
     kinds = "\n".join(f"  {k}" for k in KINDS)
     return (
-        f"{where}\n\nexperiment kinds (`run --explain KIND` prints every field, its type, "
+        "shipped recipes, by name (`selfimprove recipes` says what each does):\n"
+        + "\n".join(lines)
+        + f"\n\nexperiment kinds (`run --explain KIND` prints every field, its type, "
         f"default and description):\n{kinds}\n\n"
-        "example: selfimprove run configs/collapse/gaussian.yaml --set generations=50"
+        "examples: selfimprove run collapse/gaussian --set generations=50\n"
+        "          selfimprove run ./my_recipe.yaml"
     )
 
 
@@ -139,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_run_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("config", type=Path, nargs="?", help="a recipe (YAML)")
+    run.add_argument(
+        "config", nargs="?", help="a shipped recipe's name (collapse/gaussian) or a YAML file"
+    )
     run.add_argument(
         "--explain",
         metavar="KIND",
@@ -160,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. --set generations=20 (repeatable)",
     )
 
-    command("recipes", "list the recipes under configs/ with one line each")
+    command("recipes", "list the shipped recipes with one line each")
 
     resume = command("resume", "continue a crashed or stopped run")
     resume.add_argument("run", help="a run id (or its folder)")
@@ -219,7 +216,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="smaller settings (4-7 minutes on 2 cores; the full tour takes hours)",
     )
-    tour.add_argument("--file", type=Path, default=Path("configs/tour.yaml"), help="tour file")
+    tour.add_argument(
+        "--only",
+        metavar="TEXT",
+        help="run only the studies whose recipe or title contains TEXT, e.g. --only collapse",
+    )
+    tour.add_argument(
+        "--file", type=Path, help="a tour file of one's own (default: the shipped tour)"
+    )
 
     gc = command("gc", "free old snapshots and leftovers of killed writes in runs not running")
     gc.add_argument(

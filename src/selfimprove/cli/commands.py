@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from selfimprove.cli import RECIPES, did_you_mean, one_line
+from selfimprove.cli import did_you_mean, one_line
 from selfimprove.cli.progress import progress_bars
-from selfimprove.cli.recipes import find_recipes
 from selfimprove.core.config import ConfigError, field_docs
 from selfimprove.core.engine import NondeterminismError
 from selfimprove.core.garbage import collect_garbage
@@ -31,6 +31,7 @@ from selfimprove.core.store import (
     RunStore,
     list_runs,
 )
+from selfimprove.recipes import TOUR, find_recipes
 from selfimprove.reports.metrics import describe
 
 if TYPE_CHECKING:
@@ -47,8 +48,10 @@ USER_ERRORS = (
     NondeterminismError,
     SnapshotError,
 )
-console = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 240)  # piped: never cut run ids
+# No markup: arm names, claims, recipe headers and typed input are shown as they are (a
+# `[/b]` in an arm's name is text, not a style tag that would end the run in an error).
+console = Console(stderr=True, markup=False)
+out = Console(width=None if sys.stdout.isatty() else 240, markup=False)  # piped: never cut ids
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -97,13 +100,12 @@ def _wall(seconds: float) -> str:
 
 
 def _print_claims(claims: list[Claim]) -> None:
-    marks = {
-        True: "[green]holds[/]",
-        False: "[red]does not hold[/]",
-        None: "[yellow]not checked[/]",
-    }
+    styles = {True: "green", False: "red", None: "yellow"}
     for claim in claims:
-        console.print(f"  {marks[claim.holds]}  {claim.text}: {claim.measured}", markup=True)
+        line = Text.assemble(
+            "  ", (claim.verdict, styles[claim.holds]), f"  {claim.text}: {claim.measured}"
+        )
+        console.print(line)
 
 
 def _finish(result: RunResult, runs_dir: Path, started: float) -> int:
@@ -145,14 +147,9 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _recipes(args: argparse.Namespace) -> int:
     del args
-    recipes = find_recipes(RECIPES)
-    if not recipes:
-        raise ConfigError(
-            f"no recipes under {RECIPES.resolve()}; run from the repository, where configs/ is"
-        )
-    table = Table("recipe", "kind", "what it runs")
-    for recipe in recipes:
-        table.add_row(str(recipe.path), recipe.kind, recipe.summary)
+    table = Table("recipe", "kind", "what it runs", title="`selfimprove run NAME` runs one")
+    for recipe in find_recipes():
+        table.add_row(recipe.name, recipe.kind, recipe.summary)
     out.print(table)
     return 0
 
@@ -317,7 +314,8 @@ def _tour(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     with progress_bars(console) as progress:
-        path, results = run_tour(args.file, args.runs_dir, args.quick, progress)
+        tour_file = TOUR if args.file is None else args.file
+        path, results = run_tour(tour_file, args.runs_dir, args.quick, progress, args.only)
     for title, claims in results:
         held = sum(c.holds is True for c in claims)
         checked = sum(c.holds is not None for c in claims)

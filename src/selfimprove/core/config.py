@@ -225,6 +225,8 @@ def validate(model: type[ModelT], data: dict[str, Any], source: str) -> ModelT:
         message = first["msg"]
         if first["type"] == "extra_forbidden":
             message = "unknown key" + _did_you_mean(model, first["loc"])
+        if first["type"] == "value_error":  # our validators' own words, without pydantic's prefix
+            message = message.removeprefix("Value error, ")
         raise ConfigError(f"{source}: {field}: {message}{more}") from None
 
 

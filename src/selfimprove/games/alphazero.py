@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, FilePath, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from selfimprove.core.config import ConfigModel, Count, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
@@ -88,7 +89,23 @@ class EvaluationConfig(ConfigModel):
         "exactly); the raw policy is scored either way",
     )
     random_games: int = Field(100, ge=0, description="tic-tac-toe: games against a random player")
-    pons_table: FilePath | None = Field(None, description="Connect Four: pons_move_scores.tsv")
+    pons_table: Path | None = Field(
+        None,
+        description="Connect Four: Pascal Pons's scored positions (pons_move_scores.tsv, from "
+        "shared/data/connect4 beside the repository; not ours to ship); null: no Pons scoring",
+    )
+
+    @field_validator("pons_table")
+    @classmethod
+    def _pons_table_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(
+                f"{path} is not a file: it is Pascal Pons's Connect Four test set "
+                "(pons_move_scores.tsv in shared/data/connect4 beside the repository); give "
+                "its path with --set evaluation.pons_table=PATH, or null to score without it"
+            )
+        return path
+
     pons_positions: int = Field(200, ge=1, description="Connect Four: positions scored per set")
     pons_every: int = Field(
         1, ge=1, description="Connect Four: score the Pons sets every N generations"
