@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 RUNS = 10
-ROOT = Path(__file__).resolve().parent.parent  # `run --help` lists the recipes in configs/
+ROOT = Path(__file__).resolve().parent.parent  # the repository: run from there
 
 
 def median_s(argv: list[str]) -> float:

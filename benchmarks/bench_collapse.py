@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from selfimprove.experiments import load_config, parse_config, start_run
+from selfimprove.recipes import ROOT
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "collapse"
+CONFIGS = ROOT / "collapse"  # the shipped recipes
 SEEDS, GENERATIONS, M = 400, 1000, 100
 
 
@@ -102,7 +103,7 @@ def main() -> None:
         slow = timed("per-seed Python loop, six policies", lambda: [baseline(p) for p in policies])
         print(f"  ratio: {slow / fast:.1f}x faster")
 
-        print("\n3. E1-E6 recipes as shipped (configs/collapse/)")
+        print("\n3. E1-E6 recipes as shipped (collapse/*)")
         total = 0.0
         for name in (
             "gaussian",

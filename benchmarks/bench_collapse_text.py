@@ -2,7 +2,7 @@
 recomputing every sequence for each new character, and the wall time of one E8 generation
 (train from scratch, sample the next corpus, evaluate) both ways, in the same run.
 
-The model is the recipe's (`configs/collapse/tiny_gpt.yaml`: 0.8M parameters, 127-character
+The model is the recipe's (`collapse/tiny_gpt`: 0.8M parameters, 127-character
 documents); the corpus and the step count are cut (`--documents`, `--steps`) so the run
 without the cache ends in minutes. Run serially: `make bench`.
 """
@@ -21,15 +21,9 @@ import numpy as np
 from selfimprove.collapse import gpt
 from selfimprove.core.store import RunStore
 from selfimprove.experiments import CODECS, load_config, start_run
+from selfimprove.recipes import ROOT
 
-RECIPE = (
-    Path(__file__).resolve().parents[1]
-    / "src"
-    / "selfimprove"
-    / "recipes"
-    / "collapse"
-    / "tiny_gpt.yaml"
-)
+RECIPE = ROOT / "collapse" / "tiny_gpt.yaml"
 
 
 def main() -> None:

@@ -34,7 +34,6 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -44,12 +43,13 @@ from selfimprove.games.bots import UniformEvaluator
 from selfimprove.games.mcts import SearchConfig, normalize, search
 from selfimprove.games.network import NetEvaluator, NetSpec, initial_model
 from selfimprove.games.rules import ConnectFour
+from selfimprove.recipes import ROOT
 
 GAME = ConnectFour()
 REPEATS = 5
 ROOTS = 256  # distinct mid-game positions both searches start from
 GAMES = (64, 256, 1024)  # games in flight
-RECIPE = Path(__file__).resolve().parents[1] / "configs" / "games" / "connect4.yaml"
+RECIPE = ROOT / "games" / "connect4.yaml"
 RECIPE_NET = NetSpec.model_validate(read_yaml(RECIPE)["net"])
 CONV = f"the recipe's conv net ({RECIPE_NET.blocks} blocks x {RECIPE_NET.channels} channels)"
 FLOAT32 = RECIPE_NET.model_copy(update={"precision": "float32"})
