@@ -124,6 +124,11 @@ CASES: list[tuple[str, list[str], str]] = [
         "hidden.0",
     ),
     ("temperature nan", ["run", GAUSSIAN, "--set", "arms.0.policy.temperature=.nan"], "finite"),
+    (
+        "a surrogate in a path (found by the long fuzz: was a UnicodeEncodeError traceback)",
+        ["run", TICTACTOE, "--set", 'evaluation.pons_table="\\udcff"'],
+        "\\udcff is not a file",
+    ),
 ]
 
 

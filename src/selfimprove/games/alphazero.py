@@ -98,9 +98,16 @@ class EvaluationConfig(ConfigModel):
     @field_validator("pons_table")
     @classmethod
     def _pons_table_exists(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.is_file():
+        if path is None:
+            return path
+        shown = str(path).encode("utf-8", "backslashreplace").decode()  # a typed surrogate, too
+        try:
+            found = path.is_file()
+        except (OSError, ValueError):  # a name the file system cannot take
+            found = False
+        if not found:
             raise ValueError(
-                f"{path} is not a file: it is Pascal Pons's Connect Four test set "
+                f"{shown} is not a file: it is Pascal Pons's Connect Four test set "
                 "(pons_move_scores.tsv in shared/data/connect4 beside the repository); give "
                 "its path with --set evaluation.pons_table=PATH, or null to score without it"
             )
