@@ -5,7 +5,6 @@ Adding a loop is one method file with its `EXPERIMENT` record plus one line in `
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from selfimprove.core.config import ConfigError, LoopConfig, apply_overrides, re
 from selfimprove.core.engine import Arm, Engine, LoopState, Progress
 from selfimprove.core.experiment import Experiment, Measured
 from selfimprove.core.memory import check_memory
+from selfimprove.core.names import did_you_mean
 from selfimprove.core.records import Claim
 from selfimprove.core.snapshot import SnapshotError, TensorCodec
 from selfimprove.core.store import RunInfo, RunStore
@@ -53,8 +53,7 @@ ExperimentConfig = LoopConfig
 def experiment_of(kind: object, source: str) -> Experiment[Any]:
     if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(sorted(KINDS))
-        close = difflib.get_close_matches(str(kind), list(KINDS), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(str(kind), KINDS)
         raise ConfigError(
             f"{source}: kind: unknown experiment {kind!r}{hint} (known kinds: {known})"
         )

@@ -9,7 +9,6 @@ its arguments parse.
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from selfimprove import __version__
+from selfimprove.core.names import did_you_mean
 from selfimprove.recipes import find_recipes
 
 KINDS = (
@@ -50,12 +50,6 @@ def one_line(message: str) -> str:
     control characters shown escaped, so it can neither break the line nor drive the
     terminal."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message.rstrip("\n"))
-
-
-def did_you_mean(word: str, known: Sequence[str]) -> str:
-    """`; did you mean 'x'?` for the closest of `known`, or nothing when none is close."""
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 _CHOICE = re.compile(r"invalid choice: '(?P<word>.*)' \(choose from (?P<known>.*)\)\Z", re.DOTALL)

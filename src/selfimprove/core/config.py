@@ -7,7 +7,6 @@ names the field, so the CLI can print one line and exit 2.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from selfimprove.core.names import did_you_mean
 
 
 class ConfigError(ValueError):
@@ -302,8 +303,7 @@ def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
             node = None if field is None else _nested_model(field.annotation)[0]
     if node is None:
         return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(node.model_fields), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(str(loc[-1]), node.model_fields)
 
 
 def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:

@@ -6,10 +6,11 @@ the first line of its header comment."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from selfimprove.core.names import did_you_mean
 
 ROOT = Path(__file__).resolve().parent
 TOUR = ROOT / "tour.yaml"
@@ -54,6 +55,5 @@ def recipe_path(text: str | Path) -> Path:
         return by_name[name]
     if name == "tour":
         return TOUR
-    close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else "; `selfimprove recipes` lists them"
+    hint = did_you_mean(name, by_name) or "; `selfimprove recipes` lists them"
     raise LookupError(f"config file not found: {text} (no file, and no recipe of that name{hint})")
