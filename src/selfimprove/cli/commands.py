@@ -16,12 +16,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from selfimprove.cli import did_you_mean, one_line
+from selfimprove.cli import one_line
 from selfimprove.cli.progress import progress_bars
 from selfimprove.core.config import ConfigError, field_docs
 from selfimprove.core.engine import NondeterminismError
 from selfimprove.core.garbage import collect_garbage
 from selfimprove.core.memory import peak_bytes
+from selfimprove.core.names import did_you_mean
 from selfimprove.core.records import Claim
 from selfimprove.core.snapshot import SnapshotError
 from selfimprove.core.store import (
@@ -36,6 +37,7 @@ from selfimprove.reports.metrics import describe
 
 if TYPE_CHECKING:
     from selfimprove.experiments import RunResult
+    from selfimprove.reports.plots import Series
 
 # The experiments (and torch behind them) are imported by the commands that run or read a
 # model, not at the top: `runs`, `gc`, `recipes` and `show` answer in under a second.
@@ -223,21 +225,18 @@ def _show_provenance(store: RunStore) -> None:
         out.print(table)
 
 
-def _chosen_metrics(store: RunStore, pattern: str | None) -> list[str]:
-    """The metric keys `show` prints: the first six (monitors aside), or every key matching
-    one of the comma-separated shell patterns."""
+def _chosen_metrics(every: dict[str, Series], keys: list[str], pattern: str | None) -> list[str]:
+    """The metric keys `show` prints: the first six (monitors aside), or every key (of
+    `keys`, all the run's) matching one of the comma-separated shell patterns."""
     from selfimprove.reports.plots import plottable_keys
 
-    every = {arm: store.metrics(arm) for arm, _ in store.arms()}
-    keys = plottable_keys(every)
     if pattern is None:
-        return [k for k in keys if not k.startswith("monitor/")][:6]
-    every_key = sorted({k for series in every.values() for m in series.values() for k in m})
+        return [k for k in plottable_keys(every) if not k.startswith("monitor/")][:6]
     patterns = [p.strip() for p in pattern.split(",") if p.strip()]
-    chosen = [k for k in every_key if any(fnmatch.fnmatchcase(k, p) for p in patterns)]
+    chosen = [k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in patterns)]
     if not chosen:
-        hint = did_you_mean(patterns[0] if patterns else "", every_key)
-        groups = sorted({k.split("/")[0] + "/*" for k in every_key})
+        hint = did_you_mean(patterns[0] if patterns else "", keys)
+        groups = sorted({k.split("/")[0] + "/*" for k in keys})
         raise ConfigError(
             f"show --metrics {pattern!r}: matches none of this run's metrics{hint} "
             f"(its groups: {', '.join(groups)}; `--metrics list` names every metric)"
@@ -245,9 +244,7 @@ def _chosen_metrics(store: RunStore, pattern: str | None) -> list[str]:
     return chosen
 
 
-def _list_metrics(store: RunStore) -> None:
-    every = {arm: store.metrics(arm) for arm, _ in store.arms()}
-    keys = sorted({k for series in every.values() for m in series.values() for k in m})
+def _list_metrics(keys: list[str]) -> None:
     table = Table("metric", "title", "axis (unit)", "what it measures")
     for key in keys:
         info = describe(key)
@@ -261,30 +258,32 @@ def _show(args: argparse.Namespace) -> int:
         if args.provenance:
             _show_provenance(store)
             return 0
+        statuses = store.arms()
+        every = {arm: store.metrics(arm) for arm, _ in statuses}  # read once
+        keys = sorted({k for series in every.values() for m in series.values() for k in m})
         if args.metrics == "list":
-            _list_metrics(store)
+            _list_metrics(keys)
             return 0
-        keys = _chosen_metrics(store, args.metrics)
-        for arm, status in store.arms():
-            series, decisions = store.metrics(arm), store.decisions(arm)
+        shown = _chosen_metrics(every, keys, args.metrics)
+        for arm, status in statuses:
+            series, decisions = every[arm], store.decisions(arm)
             title = f"{arm} ({store.current(status)})"
-            table = Table("generation", "decision", *keys, title=title)
+            table = Table("generation", "decision", *shown, title=title)
             step = max(1, len(series) // max(1, args.rows))
             for generation in sorted(series):
                 if generation % step and generation != max(series):
                     continue
                 action = decisions.get(generation, ("", ""))[0]
-                values = (f"{series[generation].get(k, float('nan')):.4g}" for k in keys)
+                values = (f"{series[generation].get(k, float('nan')):.4g}" for k in shown)
                 table.add_row(str(generation), action, *values)
             out.print(table)
-        legend = "; ".join(f"{k}: {describe(k).title} [{describe(k).axis}]" for k in keys)
-        every = {k for arm, _ in store.arms() for m in store.metrics(arm).values() for k in m}
-        if args.metrics is None and len(every) > len(keys):
+        legend = "; ".join(f"{k}: {describe(k).title} [{describe(k).axis}]" for k in shown)
+        if args.metrics is None and len(keys) > len(shown):
             legend += (
-                f" ({len(every) - len(keys)} more metrics: `--metrics list` names them, "
+                f" ({len(keys) - len(shown)} more metrics: `--metrics list` names them, "
                 "`--metrics 'monitor/*'` shows a group)"
             )
-        console.print(legend, highlight=False, markup=False, soft_wrap=True)
+        console.print(legend, highlight=False, soft_wrap=True)
     finally:
         store.close()
     return 0
