@@ -103,6 +103,7 @@ def run_section(store: RunStore, claims: Sequence[Claim], heading: str, anchor: 
     info = store.info()
     arms: dict[str, Series] = {name: store.metrics(name) for name, _ in store.arms()}
     statuses = {name: store.current(status) for name, status in store.arms()}
+    decisions = {name: store.decisions(name) for name in arms}
     parts = [f'<section id="{anchor}"><h2>{html.escape(heading)}</h2>']
     parts.append(
         f"<p class='meta'>run <code>{html.escape(info.id)}</code> · kind "
@@ -113,14 +114,13 @@ def run_section(store: RunStore, claims: Sequence[Claim], heading: str, anchor: 
         parts.append(_claims_table(claims, anchor))
         # a claim reads the model each arm carried (a rejected candidate is not the model),
         # so its figure draws the same series
-        decisions = {name: store.decisions(name) for name in arms}
         measured = Measured(arms, {}, decisions)
         held = {name: carried(measured, name) for name in arms}
         parts.append(_claim_figures(held, claims, anchor))
     parts.append(_final_table(arms, statuses))
     parts.append(_metric_figures(store, arms))
     parts.append(exhibits_section(store))
-    parts.append(_decisions_table(store, arms))
+    parts.append(_decisions_table(decisions))
     parts.append(_events_table(store))
     parts.append(_provenance_table(store, arms))
     config = json.dumps(info.config, indent=2)
@@ -396,12 +396,11 @@ def _provenance_table(store: RunStore, arms: dict[str, Series]) -> str:
     )
 
 
-def _decisions_table(store: RunStore, arms: dict[str, Series]) -> str:
+def _decisions_table(decisions_by_arm: dict[str, dict[int, tuple[str, str]]]) -> str:
     """Each arm's gate and alarm decisions: how many of each, and every one that was not an
     acceptance, with its reason."""
     rows, summary = [], []
-    for arm in arms:
-        decisions = store.decisions(arm)
+    for arm, decisions in decisions_by_arm.items():
         counted: dict[str, int] = {}
         for generation, (action, reason) in sorted(decisions.items()):
             counted[action] = counted.get(action, 0) + 1
