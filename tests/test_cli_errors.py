@@ -69,6 +69,7 @@ CASES: list[tuple[str, list[str], str]] = [
     # tour
     ("tour: a missing tour file", ["tour", "--file", "no/tour.yaml"], "config file not found"),
     ("tour: a mistyped flag", ["tour", "--quik"], "did you mean '--quick'?"),
+    ("tour: --only that matches no study", ["tour", "--only", "chess"], "no study matches"),
     ("tour: a recipe as tour file", ["tour", "--file", GAUSSIAN], "studies: Field required"),
     # gc
     ("gc: --keep-last 0", ["gc", "--keep-last", "0"], "keep at least 1 snapshot"),

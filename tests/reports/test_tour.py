@@ -30,3 +30,25 @@ studies:
     assert text.count("<section id=") == 2 and "quick settings" in text
     assert text.index("<h2>Contents</h2>") < text.index("<section id=")
     assert "Left out of the quick tour (they need their full settings): E1 in full only" in text
+
+
+def test_only_picks_studies_and_tour_text_is_shown_escaped(tmp_path: Path) -> None:
+    """A tour file is text someone wrote: its intro and titles land in the page escaped."""
+    tour = tmp_path / "tour.yaml"
+    tour.write_text(
+        f"""
+title: a hostile tour
+intro: "<script>alert('intro')</script>"
+studies:
+  - title: "E4 <img src=x onerror=alert(1)>"
+    config: {CONFIGS / "collapse/regression.yaml"}
+    quick: [num_seeds=200, generations=5]
+  - title: "E6 <script>alert('left out')</script>"
+    config: {CONFIGS / "collapse/zipf.yaml"}
+"""
+    )
+    page, results = run_tour(tour, tmp_path / "runs", quick=True, only="regression")
+    assert [title for title, _ in results] == ["E4 <img src=x onerror=alert(1)>"]
+    text = page.read_text()
+    assert "<script>alert" not in text and "<img src=x" not in text
+    assert "Left out by <code>--only</code>: E6 &lt;script&gt;" in text
