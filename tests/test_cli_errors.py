@@ -72,6 +72,17 @@ CASES: list[tuple[str, list[str], str]] = [
     ("tour: --only that matches no study", ["tour", "--only", "chess"], "no study matches"),
     ("tour: a recipe as tour file", ["tour", "--file", GAUSSIAN], "studies: Field required"),
     # gc
+    ("review: an unknown run", ["review", "no-such-run"], "no run"),
+    ("review: a mistyped flag", ["review", "x", "--adjudcate"], "did you mean '--adjudicate'?"),
+    ("audit: an unknown run", ["audit", "no-such-run"], "no run"),
+    ("audit: a mistyped flag", ["audit", "x", "--trainde", "a:1"], "did you mean '--trained'?"),
+    ("serve: a port out of range", ["serve", "--port", "70000"], "is not a port"),
+    ("serve: a port that is a word", ["serve", "--port", "http"], "is not a port"),
+    (
+        "export: a mistyped format",
+        ["export", "x", "--format", "prodigi"],
+        "did you mean 'prodigy'?",
+    ),
     ("gc: --keep-last 0", ["gc", "--keep-last", "0"], "keep at least 1 snapshot"),
     ("gc: --keep-last a word", ["gc", "--keep-last", "x"], "invalid int value"),
     ("gc: a mistyped flag", ["gc", "--dryrun"], "did you mean '--dry-run'?"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from selfimprove.core.store import RunInfo, RunStore
 from selfimprove.distill import distill, lm
 from selfimprove.games import alphazero
 from selfimprove.models.tensors import TORCH_TENSORS
+from selfimprove.oversight.stage import ReviewStage
 from selfimprove.reasoning import star, synthesis
 from selfimprove.recipes import recipe_path
 
@@ -77,14 +78,29 @@ def load_config(recipe: Path | str, overrides: list[str] | None = None) -> Exper
 
 
 def build_arms(config: ExperimentConfig) -> list[Arm]:
-    """The run's arms, after checking that its sizes fit this machine's memory."""
+    """The run's arms, after checking that its sizes fit this machine's memory; with a review
+    gate when the recipe asks for one (`oversight/`)."""
     check_memory(config)
+    experiment = experiment_of(config.kind, "config")
+    if config.review is not None and experiment.review is None:
+        reviewable = ", ".join(e.kind for e in EXPERIMENTS if e.review is not None)
+        raise ConfigError(
+            f"review: a {config.kind} run keeps nothing a reviewer can read "
+            f"(review gates work on {reviewable})"
+        )
     try:
-        return experiment_of(config.kind, "config").build_arms(config)
+        arms = experiment.build_arms(config)
     except ValueError as error:  # sizes each field allows alone but not together
         if isinstance(error, ConfigError):
             raise
         raise ConfigError(f"{config.kind}: these settings cannot be built: {error}") from None
+    if config.review is None or experiment.review is None:
+        return arms
+    stage = ReviewStage(config.review, experiment.review)
+    reviewed = [Arm(arm.name, replace(arm.pipeline, review=stage)) for arm in arms]
+    if not config.review.control:
+        return reviewed
+    return [Arm(f"{arm.name}-unreviewed", arm.pipeline) for arm in arms] + reviewed
 
 
 @dataclass(frozen=True)

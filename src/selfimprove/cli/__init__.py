@@ -1,4 +1,5 @@
-"""The command line: run, resume, runs, show, report, export, play, tour, gc, recipes.
+"""The command line: run, resume, runs, show, report, export, play, tour, gc, recipes, review,
+audit, serve.
 
 Bad input (a missing file, an unknown key, a wrong type, an unknown run) is one line on
 stderr and exit code 2, never a traceback. Parsing imports nothing heavy, so `--help` and a
@@ -94,6 +95,12 @@ def _positive(text: str) -> int:
     if not 1 <= value <= 10**6:
         raise argparse.ArgumentTypeError(f"{value} is not between 1 and 1000000")
     return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535; 0: any free one)")
+    return int(text)
 
 
 def _run_epilog() -> str:
@@ -199,10 +206,58 @@ def _parser() -> argparse.ArgumentParser:
         "--solver", action="store_true", help="MCTS-Solver: proven wins first, proven losses last"
     )
 
-    export = command("export", "write a reasoning run's kept data as JSONL (TRL prompt/completion)")
+    export = command(
+        "export",
+        "write a reasoning run's kept data (TRL prompt/completion) or its reviewed items "
+        "(Prodigy, Argilla, Label Studio) as JSONL / JSON",
+    )
     export.add_argument("run", help="a run id (or its folder)")
     export.add_argument("--arm", help="which arm (default: the first)")
     export.add_argument("--out", type=Path, default=Path("kept.jsonl"), help="default: kept.jsonl")
+    export.add_argument(
+        "--format",
+        choices=["trl", "prodigy", "argilla", "labelstudio"],
+        default="trl",
+        help="trl: what the incumbent was trained on (default); prodigy: reviewed items as "
+        "JSONL with `answer`; argilla: records with responses and their status; labelstudio: "
+        "tasks with `annotations` (a JSON list)",
+    )
+
+    review = command("review", "review a run's queue in the terminal: single keys, works over SSH")
+    review.add_argument("run", help="a run id (or its folder)")
+    review.add_argument(
+        "--reviewer",
+        default=None,
+        help="your name in the decisions and the audit log (default: $USER)",
+    )
+    review.add_argument(
+        "--adjudicate",
+        action="store_true",
+        help="decide the items reviewers disagree on (your word is final)",
+    )
+
+    audit = command(
+        "audit", "verify a run's audit log (a hash chain) and say what trained a checkpoint"
+    )
+    audit.add_argument("run", help="a run id (or its folder)")
+    audit.add_argument(
+        "--trained",
+        metavar="ARM:GENERATION",
+        help="list the reviewed items generation GENERATION of ARM was trained on",
+    )
+
+    serve = command(
+        "serve", "local web app: runs dashboard, review queue, play (127.0.0.1, with a token)"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)"
+    )
+    serve.add_argument("--port", type=_port, default=8765, help="default 8765 (0: any free port)")
+    serve.add_argument(
+        "--token",
+        default=None,
+        help="the token every page and write needs (default: a random one, printed at start)",
+    )
 
     tour = command("tour", "run the chapter's claims and write one page")
     tour.add_argument(

@@ -32,6 +32,7 @@ from selfimprove.core.store import (
     RunStore,
     list_runs,
 )
+from selfimprove.oversight.queue import ReviewError
 from selfimprove.recipes import TOUR, find_recipes
 from selfimprove.reports.metrics import describe
 
@@ -49,6 +50,7 @@ USER_ERRORS = (
     CorruptRunError,
     NondeterminismError,
     SnapshotError,
+    ReviewError,
 )
 # No markup: arm names, claims, recipe headers and typed input are shown as they are (a
 # `[/b]` in an arm's name is text, not a style tag that would end the run in an error).
@@ -300,6 +302,13 @@ def _export(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out}: is a folder; give a file name, e.g. kept.jsonl")
     if not args.out.parent.is_dir():
         raise ConfigError(f"--out {args.out}: folder {args.out.parent} does not exist")
+    if args.format != "trl":
+        from selfimprove.oversight.exports import export_reviewed
+
+        count = export_reviewed(_run_dir(args.run, args.runs_dir), args.format, args.out)
+        console.print(f"{count} reviewed items as {args.format}")
+        out.print(str(args.out))
+        return 0
     from selfimprove.experiments import export_kept
 
     arm, generation, count = export_kept(args.run, args.runs_dir, args.arm, args.out)
@@ -333,6 +342,64 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dir(run: str, runs_dir: Path) -> Path:
+    """A run's folder, checked as every command checks it (exists, one sound store)."""
+    store = RunStore.open(run, runs_dir)
+    try:
+        return store.run_dir
+    finally:
+        store.close()
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from selfimprove.oversight.queue import ReviewQueue
+
+    run_dir = _run_dir(args.run, args.runs_dir)
+    with ReviewQueue.open(run_dir, create=False) as queue:
+        check = queue.audit.verify(queue.audit_entries())
+        if not check.ok:
+            print(
+                f"selfimprove: audit: run {run_dir.name}: the log does not verify: {check.problem}",
+                file=sys.stderr,
+            )
+            return 1
+        out.print(
+            f"audit log of {run_dir.name}: {check.entries} entries, chain intact, "
+            f"head {check.head}",
+            highlight=False,
+        )
+        if args.trained:
+            arm, _, generation = args.trained.rpartition(":")
+            if not arm or not generation.isdigit():
+                raise ConfigError(f"--trained {args.trained!r}: give ARM:GENERATION, e.g. star:3")
+            resolution = queue.resolution(arm, int(generation))
+            if resolution is None:
+                raise ConfigError(
+                    f"--trained {args.trained}: no review decided generation {generation} "
+                    f"of arm {arm!r} in run {run_dir.name}"
+                )
+            outcomes, _ = resolution
+            table = Table("item", "outcome", "reviewers", "trained on", box=None)
+            for ident, outcome in sorted(outcomes.items()):
+                deciders = sorted({d.reviewer for d in queue.decisions(ident)})
+                trained = "yes" if outcome.status in ("accept", "edit") else "no"
+                table.add_row(ident, outcome.status, ", ".join(deciders) or "-", trained)
+            out.print(table)
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from selfimprove.cli.review import review
+
+    return review(_run_dir(args.run, args.runs_dir), args, out)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from selfimprove.web.server import serve
+
+    return serve(args, out)
+
+
 def _play(args: argparse.Namespace) -> int:
     from selfimprove.cli.play import play
 
@@ -350,4 +417,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export": _export,
     "tour": _tour,
     "gc": _gc,
+    "review": _review,
+    "audit": _audit,
+    "serve": _serve,
 }

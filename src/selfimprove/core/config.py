@@ -73,6 +73,74 @@ class GateConfig(ConfigModel):
         return self
 
 
+class SimulatedReviewerConfig(ConfigModel):
+    """A reviewer played by the computer, so oversight experiments and tests run unattended:
+    it knows the truth (the loop's own check of an item, hidden from the verifier) and
+    reports it with probability `accuracy`."""
+
+    name: str = Field(
+        "sim-1", pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="the reviewer's name in the log"
+    )
+    accuracy: float = Field(0.9, ge=0, le=1, description="chance each decision is the truth")
+    budget: int = Field(200, ge=0, description="items it reviews per generation at most")
+    lenient: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="bias: chance it accepts an item it would have rejected (a tired reviewer)",
+    )
+
+
+class ReviewConfig(ConfigModel):
+    """A review gate: what the model made waits for people (or simulated reviewers) before it
+    can be trained on."""
+
+    mode: Literal["all", "audit"] = Field(
+        "all",
+        description="all: nothing synthetic is trained on unless accepted; audit: a random "
+        "hidden share is reviewed, rejected items are dropped, the rest pass",
+    )
+    share: float = Field(
+        0.1, gt=0, le=1, description="audit: the share of kept candidates drawn for review"
+    )
+    halt_below: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="halt the arm when the acceptance rate of a generation's reviews falls "
+        "below this (e.g. 0.8)",
+    )
+    unreviewed: Literal["wait", "drop"] = Field(
+        "wait",
+        description="items still without an outcome: wait (the run waits for people; resume "
+        "continues) or drop (not trained on; audit: not counted)",
+    )
+    overlap: float = Field(
+        0.0, ge=0, le=1, description="share of items that need two reviewers who agree"
+    )
+    gold_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of items whose true answer is stored (hidden) to score reviewers",
+    )
+    reviewers: tuple[SimulatedReviewerConfig, ...] = Field(
+        (), description="simulated reviewers (none: people review, `selfimprove review RUN`)"
+    )
+    control: bool = Field(
+        False,
+        description="also run every arm without review (named ARM/unreviewed), to measure the "
+        "gate's effect",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_reviewers(self) -> ReviewConfig:
+        names = [r.name for r in self.reviewers]
+        if len(set(names)) != len(names):
+            raise ValueError("reviewers: each simulated reviewer needs its own name")
+        return self
+
+
 class LoopConfig(ConfigModel):
     """Settings every experiment shares."""
 
@@ -91,6 +159,9 @@ class LoopConfig(ConfigModel):
         5, ge=1, description="an arm halts after this many rollbacks in a row"
     )
     gate: GateConfig = Field(GateConfig(), description="decides whether a candidate is kept")
+    review: ReviewConfig | None = Field(
+        None, description="a review gate before training (loops that keep text: STaR, synthesis)"
+    )
 
     def memory_bytes(self) -> int:
         """An estimate of the run's peak memory, checked before anything is allocated

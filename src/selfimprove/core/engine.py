@@ -28,6 +28,7 @@ from selfimprove.core.cpu import cpu_seconds
 from selfimprove.core.gates import Gate, Proposal
 from selfimprove.core.provenance import count_provenance, origin, stamp
 from selfimprove.core.records import (
+    Action,
     Decision,
     Evaluation,
     Event,
@@ -35,6 +36,7 @@ from selfimprove.core.records import (
     Metrics,
     Provenance,
 )
+from selfimprove.core.review import Review, ReviewPlace
 from selfimprove.core.seeding import stage_rng
 from selfimprove.core.snapshot import SnapshotError, TensorCodec
 from selfimprove.core.stages import (
@@ -97,6 +99,9 @@ class Pipeline(Generic[M, S, K]):
     """History holds generation 0's kept data and this many most recent kept (None: all)."""
     summarize: Callable[[K], Metrics] = no_summary
     """Metrics of the kept data itself (kept fraction, ...), stored beside `evaluate`'s."""
+    review: Review | None = None
+    """A review gate between verify and curate (`oversight/`): people decide what is trained
+    on; it may make the generation wait for them, or halt the arm."""
 
 
 @dataclass(frozen=True)
@@ -218,12 +223,31 @@ class Engine:
         started, cpu_started = time.perf_counter(), cpu_seconds()
         made = origin(arm.name, g, state.incumbent_generation)
         scored = generate_and_verify(pipeline, state.incumbent, made, seed)
+        reviewed: Metrics = {}
+        if pipeline.review is not None:
+            place = ReviewPlace(self.store.run_dir, arm.name, g)
+            outcome = pipeline.review(scored, place, stage_rng(seed, g, "review"))
+            if outcome.action != "continue":
+                action: Action = "wait" if outcome.action == "wait" else "halt"
+                record = GenerationRecord(
+                    arm.name,
+                    g,
+                    outcome.metrics,
+                    Decision(action, outcome.reason),
+                    (),
+                    (Event(action, outcome.reason, arm.name, g),) if action == "halt" else (),
+                    seconds=time.perf_counter() - started,
+                    cpu_seconds=cpu_seconds() - cpu_started,
+                )
+                halted = replace(state, generation=g, halted=True)
+                return (state if action == "wait" else halted), record
+            scored, reviewed = outcome.scored, outcome.metrics
         kept = pipeline.curate(scored, state.history, g, stage_rng(seed, g, "curate"))
         candidate = pipeline.train(state.incumbent, kept, stage_rng(seed, g, "train"))
         evaluated, exhibits = _unpack(
             pipeline.evaluate(candidate, g, stage_rng(seed, g, "evaluate"))
         )
-        metrics = pipeline.summarize(kept) | evaluated
+        metrics = reviewed | pipeline.summarize(kept) | evaluated
         trips = check_alarms(self.loop.alarms, metrics)
         proposal = Proposal(arm.name, g, metrics, state.metrics, state.incumbent_generation, kept)
         decision = self._decide(trips, pipeline.gate, proposal, state)

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from selfimprove.core.config import LoopConfig
 from selfimprove.core.engine import Arm
 from selfimprove.core.records import Claim, Metrics
+from selfimprove.core.review import ReviewHooks
 
 C = TypeVar("C", bound=LoopConfig)
 
@@ -40,6 +41,8 @@ class Experiment(Generic[C]):
     export: Callable[[Any], list[dict[str, object]]] | None = None
     """Kept data -> records (TRL prompt/completion with provenance columns); None: the loop
     keeps no text to export."""
+    review: ReviewHooks | None = None
+    """How its samples meet a reviewer; None: the loop has nothing a review gate can read."""
 
     @property
     def kind(self) -> str:

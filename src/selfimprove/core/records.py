@@ -45,7 +45,8 @@ class Provenance:
     `model` is the incumbent that made it, `generation-N` of `arm`, where N is the
     generation that model was accepted in (after a rollback, older than `generation - 1`);
     `revision` counts revisions of a rejected first try (0: the first try). `verdict` is
-    what `verify` said, `review` the id of a human review once one exists.
+    what `verify` said, `review` what a review gate decided ("accepted", "edited") once
+    one did (the item's id in the run's review queue is the hash of its fields).
     """
 
     source: Source

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from selfimprove.core.experiment import Measured, carried
+import numpy as np
+
+from selfimprove.core.experiment import Measured, carried, column
 from selfimprove.core.records import Claim, ClaimPlot, Metrics
 
 if TYPE_CHECKING:  # the method files import these claims for their Experiment records
@@ -74,6 +76,44 @@ def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
     plain = table.get("star_no_rationalization")
     if star and plain:
         found.append(_one_by_one(config, plain, star))
+    if config.review is not None and config.review.control:
+        found.extend(_review_claims(config, measured))
+    return found
+
+
+WRONG = "kept/wrong_working_fraction"
+
+
+def _review_claims(config: StarConfig, measured: Measured) -> list[Claim]:
+    """With a review gate and its control arm: the share of kept rationales that reach the
+    right answer by wrong working (what an answer-only verifier lets through), averaged over
+    the generations, is at least halved by review. The kept data of each generation is what
+    the claim reads (not the carried model): review acts on the data."""
+    assert config.review is not None
+    reviewers = config.review.reviewers
+    who = (
+        f"a simulated reviewer {reviewers[0].accuracy:.0%} accurate"
+        if len(reviewers) == 1
+        else "review"
+    )
+    found = []
+    for arm in config.arms:
+        control, reviewed = measured.metrics.get(f"{arm}-unreviewed"), measured.metrics.get(arm)
+        if not control or not reviewed:
+            continue
+        before, after = column(control, WRONG), column(reviewed, WRONG)
+        if not before or not after:
+            continue
+        was, now = float(np.mean(before)), float(np.mean(after))
+        text = (
+            f"{arm}: {who} at least halves the kept rationales with a right answer but wrong "
+            "working (mean over generations)"
+        )
+        numbers = f"{100 * was:.1f}% without review, {100 * now:.1f}% with"
+        holds: bool | None = now <= 0.5 * was
+        if was == 0:
+            holds, numbers = None, "not checked at these settings: no wrong working kept"
+        found.append(Claim(text, numbers, holds, ClaimPlot(WRONG, (f"{arm}-unreviewed", arm))))
     return found
 
 

@@ -25,8 +25,8 @@ answers only, no rationales; given at least STaR's training tokens every generat
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Annotated, Literal
 
 import numpy as np
@@ -38,6 +38,7 @@ from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
 from selfimprove.core.provenance import provenance_columns
 from selfimprove.core.records import Metrics, Provenance, Sample, Verdict
+from selfimprove.core.review import ReviewHooks
 from selfimprove.core.seeding import stage_rng
 from selfimprove.models.shape import GptShape
 from selfimprove.models.tiny_gpt import (
@@ -489,4 +490,20 @@ def export_records(kept: Kept) -> list[dict[str, object]]:
     return records
 
 
-EXPERIMENT = Experiment(StarConfig, build_arms, star_claims, export_records)
+def _view(attempt: Attempt) -> dict[str, str]:
+    return {"prompt": attempt.problem.prompt(), "completion": attempt.completion}
+
+
+def _edited(attempt: Attempt, fields: Mapping[str, str]) -> Attempt:
+    return replace(attempt, completion=fields.get("completion", attempt.completion))
+
+
+def _faithful(attempt: Attempt) -> bool:
+    return working_correct(attempt.problem, attempt.completion)
+
+
+REVIEW = ReviewHooks("rationale", _view, _edited, ("completion",), _faithful)
+"""A reviewer reads the prompt and the rationale, may fix the rationale; the truth a
+simulated reviewer knows is the whole-working check (every line right)."""
+
+EXPERIMENT = Experiment(StarConfig, build_arms, star_claims, export_records, REVIEW)
