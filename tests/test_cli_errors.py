@@ -54,7 +54,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report: an unknown run", ["report", "../../etc"], "no run '../../etc'"),
     # play
     ("play: a mistyped game", ["play", "conect4", "--run", "x"], "did you mean 'connect4'?"),
-    ("play: no --run", ["play", "connect4"], "required: --run"),
+    ("play: no agent ships", ["play", "othello6"], "no agent ships for othello6"),
     (
         "play: --first robot",
         ["play", "connect4", "--run", "x", "--first", "robot"],

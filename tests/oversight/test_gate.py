@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from selfimprove.cli import main
 from selfimprove.core.config import ConfigError
 from selfimprove.core.store import RunStore
 from selfimprove.experiments import parse_config, resume_run, start_run
@@ -31,7 +32,9 @@ def _reviewed_rows(run_dir: Path, arm: str) -> list[Any]:
         store.close()
 
 
-def test_a_gated_run_waits_for_people_and_continues(tmp_path: Path) -> None:
+def test_a_gated_run_waits_for_people_and_continues(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = start_run(_config({}, generations=1), tmp_path)
     assert result.status == "waiting"
     store = RunStore.open(result.run_dir)
@@ -41,6 +44,8 @@ def test_a_gated_run_waits_for_people_and_continues(tmp_path: Path) -> None:
     with ReviewQueue.open(result.run_dir) as queue:
         pending = queue.items("pending")
         assert pending, "the tiny model keeps some rationales"
+        assert main(["--runs-dir", str(tmp_path), "runs"]) == 0
+        assert f"waiting: {len(pending)} to review" in capsys.readouterr().out
         # asking again changes nothing: still waiting, nothing queued twice
         assert resume_run(result.run_id, tmp_path).status == "waiting"
         assert len(queue.items()) == len(pending)

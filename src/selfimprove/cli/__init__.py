@@ -192,7 +192,11 @@ def _parser() -> argparse.ArgumentParser:
         help="moves: columns 1-7 (connect4); cells 1-9 (tictactoe); cells 1-36 row by row, "
         "37 passes (othello6)",
     )
-    play.add_argument("--run", required=True, help="a games.alphazero run of that game")
+    play.add_argument(
+        "--run",
+        help="a games.alphazero run of that game (default: the agent that ships for it, "
+        "Connect Four)",
+    )
     play.add_argument(
         "--first",
         choices=["human", "agent"],
@@ -257,6 +261,13 @@ def _parser() -> argparse.ArgumentParser:
         "--token",
         default=None,
         help="the token every page and write needs (default: a random one, printed at start)",
+    )
+    serve.add_argument(
+        "--play-simulations",
+        type=int,
+        default=400,
+        help="the play page's agent, when no trained one ships: random-rollout MCTS with this "
+        "many simulations a move (default 400, about 0.2 s a move)",
     )
 
     tour = command("tour", "run the chapter's claims and write one page")

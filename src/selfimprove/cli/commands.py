@@ -32,7 +32,7 @@ from selfimprove.core.store import (
     RunStore,
     list_runs,
 )
-from selfimprove.oversight.queue import ReviewError
+from selfimprove.oversight.queue import ReviewError, ReviewQueue
 from selfimprove.recipes import TOUR, find_recipes
 from selfimprove.reports.metrics import describe
 
@@ -169,6 +169,16 @@ def _arm_count(info_id: str, runs_dir: Path) -> str:
         store.close()
 
 
+def _status(status: str, run_dir: Path) -> str:
+    """A waiting run's status says how many review items wait for people."""
+    if status != "waiting" or not ReviewQueue.exists(run_dir):
+        return status
+    with ReviewQueue.open(run_dir, create=False) as queue:
+        counts = queue.counts()
+    waiting = counts["pending"] + counts["disputed"]
+    return f"waiting: {waiting} to review" if waiting else status
+
+
 def _runs(args: argparse.Namespace) -> int:
     infos = list_runs(args.runs_dir)
     if not infos:
@@ -183,7 +193,9 @@ def _runs(args: argparse.Namespace) -> int:
     for info in infos:
         broken = info.status.startswith("broken")
         arms = "-" if broken else _arm_count(info.id, args.runs_dir)
-        table.add_row(info.id, info.kind, info.status, info.created, arms)
+        table.add_row(
+            info.id, info.kind, _status(info.status, args.runs_dir / info.id), info.created, arms
+        )
     out.print(table)
     return 0
 

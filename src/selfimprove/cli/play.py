@@ -12,6 +12,7 @@ from selfimprove.core.store import RunInfo
 from selfimprove.experiments import newest_state
 from selfimprove.games.alphazero import agent_move, make_game
 from selfimprove.games.rules import render
+from selfimprove.games.shipped import shipped
 
 
 def play(args: argparse.Namespace, out: Console) -> int:
@@ -24,16 +25,22 @@ def play(args: argparse.Namespace, out: Console) -> int:
                 f"not {args.game}"
             )
 
-    saved = newest_state(args.run, args.runs_dir, check=this_game)
-    generation, state = saved.generation, saved.state
+    if args.run is None:
+        agent = shipped(args.game)
+        if agent is None:
+            raise ConfigError(f"no agent ships for {args.game}; train one and give --run RUN")
+        model, where = agent.model, f"the shipped agent (run {agent.about.get('run')}"
+        where += f", generation {agent.about.get('generation')})"
+    else:
+        saved = newest_state(args.run, args.runs_dir, check=this_game)
+        model, where = saved.state.incumbent, f"agent from generation {saved.generation}"
     game, _ = make_game(args.game)
     rng = np.random.default_rng()
     board = game.initial(1)[0]
     human_first = args.first == "human"
     marks = ("X", "O")
     out.print(
-        f"agent from generation {generation}; you are {'X' if human_first else 'O'}; "
-        f"moves are 1-{game.num_actions}, q quits"
+        f"{where}; you are {'X' if human_first else 'O'}; moves are 1-{game.num_actions}, q quits"
     )
     move = 0
     while True:
@@ -58,9 +65,7 @@ def play(args: argparse.Namespace, out: Console) -> int:
                 continue
             action = int(text) - 1
         else:
-            action, value = agent_move(
-                state.incumbent, game, board, args.simulations, rng, args.solver
-            )
+            action, value = agent_move(model, game, board, args.simulations, rng, args.solver)
             out.print(f"agent plays {action + 1} (its value estimate: {value:+.2f})")
         step = game.play(board[None], np.array([action]))
         board = step.boards[0]
