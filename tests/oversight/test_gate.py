@@ -20,8 +20,12 @@ from tests.reasoning.test_star import TINY
 SIM = {"name": "sim-1", "accuracy": 1.0, "budget": 10_000}
 
 
+# STaR's test config with a shorter seed phase: a model that still keeps a few rationales
+FAST = {**TINY, "train": {**TINY["train"], "seed_steps": 100}}
+
+
 def _config(review: dict[str, Any], **extra: Any) -> Any:
-    return parse_config({**TINY, "arms": ["star"], "review": review, **extra}, "test")
+    return parse_config({**FAST, "arms": ["star"], "review": review, **extra}, "test")
 
 
 def _reviewed_rows(run_dir: Path, arm: str) -> list[Any]:
