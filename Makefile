@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_distill.py
 	$(PY) benchmarks/bench_sandbox.py
 	$(PY) benchmarks/bench_cli.py
+	$(PY) benchmarks/bench_web.py
 
 check: lint typecheck test
 

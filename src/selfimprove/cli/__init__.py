@@ -264,10 +264,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--play-simulations",
-        type=int,
+        type=_positive,
         default=400,
-        help="the play page's agent, when no trained one ships: random-rollout MCTS with this "
-        "many simulations a move (default 400, about 0.2 s a move)",
+        help="the play page's agent searches this many simulations a move (the shipped net's "
+        "MCTS, or random-rollout MCTS where no net ships; default 400)",
     )
 
     tour = command("tour", "run the chapter's claims and write one page")
