@@ -149,3 +149,22 @@ def test_a_loop_without_text_refuses_a_review_gate() -> None:
 
     with pytest.raises(ConfigError, match=r"review: a collapse\.gaussian run keeps nothing"):
         build_arms(config)
+
+
+def test_priority_queues_what_the_monitor_flags_first(tmp_path: Path) -> None:
+    review = {"mode": "priority", "share": 0.3, "reviewers": [SIM]}
+    result = start_run(_config(review, generations=1), tmp_path)
+    assert result.status == "finished"
+    store = RunStore.open(result.run_dir)
+    metrics = store.metrics("star")[1]
+    store.close()
+    with ReviewQueue.open(result.run_dir) as queue:
+        items = queue.items()
+    flagged = [i for i in items if "monitor/flag" in i.signals]
+    assert flagged, "the tiny model's rationales often miscopy the answer"
+    assert metrics["review/flagged"] == len(flagged)
+    # the queue holds the flagged items first, then the random share
+    first = [("monitor/flag" in i.signals) for i in items]
+    assert first == sorted(first, reverse=True)
+    # the flag is a weaker check than the truth: a perfect reviewer rejects every flagged item
+    assert metrics["review/flagged_rejected"] == len(flagged)

@@ -147,3 +147,25 @@ def test_direct_baseline_gets_at_least_stars_tokens_and_resume_is_exact(
         assert direct[g]["train/tokens"] >= star[g]["train/tokens"]
         assert "kept/fraction" in star[g] and "kept/fraction" not in direct[g]
     assert 0 <= star[2]["eval/accuracy_3_digits"] <= 1
+
+
+def test_the_review_monitor_never_flags_gold_working_and_names_the_flaw() -> None:
+    from selfimprove.reasoning.star import REVIEW
+    from selfimprove.reasoning.tasks import Problem, random_problems
+
+    for operation in ("add", "mul1"):
+        for digits in range(1, 7):
+            rng = np.random.default_rng(digits)
+            for problem in random_problems(operation, digits, 100, rng):
+                gold = Attempt(problem, problem.rationale(), False)
+                assert REVIEW.flag(gold) is None and REVIEW.truth(gold), problem
+    p = Problem(478, 56, "add")  # 8+6+0=14 4 / 7+5+1=13 34 / 4+0+1=05 534 / >534
+    miscopied = Attempt(p, p.rationale().replace(">534", ">535"), False)
+    assert REVIEW.flag(miscopied) == "the answer is not read from the working"
+    wrong_sum = Attempt(p, p.rationale().replace("7+5+1=13 34", "7+5+1=14 44"), False)
+    assert REVIEW.flag(wrong_sum) == "line 2: 7+5+1 is not 14"
+    # a digit read from the wrong operand: consistent arithmetic, so only the truth sees it
+    misread = Attempt(p, p.rationale().replace("8+6+0=14 4", "8+5+0=13 3"), False)
+    assert not REVIEW.truth(misread)
+    assert REVIEW.view(misread) == {"prompt": "478+56\n", "completion": misread.completion}
+    assert REVIEW.edit(misread, {"completion": p.rationale()}).completion == p.rationale()

@@ -95,13 +95,18 @@ class ReviewConfig(ConfigModel):
     """A review gate: what the model made waits for people (or simulated reviewers) before it
     can be trained on."""
 
-    mode: Literal["all", "audit"] = Field(
+    mode: Literal["all", "audit", "priority"] = Field(
         "all",
         description="all: nothing synthetic is trained on unless accepted; audit: a random "
-        "hidden share is reviewed, rejected items are dropped, the rest pass",
+        "hidden share is reviewed, rejected items are dropped, the rest pass; priority: as "
+        "audit, plus every item the loop's monitor flags, queued first",
     )
     share: float = Field(
-        0.1, gt=0, le=1, description="audit: the share of kept candidates drawn for review"
+        0.1,
+        gt=0,
+        le=1,
+        description="audit, priority: the share of candidates drawn at random for review (the "
+        "acceptance rate is measured on these alone, so it stays unbiased)",
     )
     halt_below: float | None = Field(
         None,

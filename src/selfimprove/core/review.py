@@ -29,6 +29,8 @@ class ReviewHooks:
     - `truth(content)`: whether the item is really right, by a check the loop's own verifier
       does not make (STaR's whole-working check behind an answer-only verifier). Simulated
       reviewers report it with their accuracy; gold items store it.
+    - `flag(content)`: a cheap monitor weaker than the truth (STaR: the answer is not read
+      from the working's own last line).
     """
 
     kind: str
@@ -36,6 +38,9 @@ class ReviewHooks:
     edit: Callable[[Any, Mapping[str, str]], Any]
     editable: tuple[str, ...]
     truth: Callable[[Any], bool]
+    flag: Callable[[Any], str | None] = lambda content: None
+    """A cheap automatic monitor: why an item looks suspect (shown to reviewers as a signal,
+    and queued first in `priority` mode), or None."""
 
 
 @dataclass(frozen=True)

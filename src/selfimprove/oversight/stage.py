@@ -10,6 +10,9 @@ most its budget per generation), and then:
 - `mode: audit`: a random hidden share of the candidates is reviewed; rejected ones are
   dropped, the rest pass. The share is drawn uniformly, so the acceptance rate of the audited
   items estimates the whole generation's without bias.
+- `mode: priority`: as audit, plus every candidate the loop's monitor flags (`ReviewHooks.
+  flag`), queued first so a reviewer's budget goes to them; the acceptance rate is still
+  measured on the random share alone.
 - `halt_below`: a generation whose acceptance rate falls below it halts the arm.
 
 Once a generation is decided its outcome is frozen in the queue (`resolve`), so a replay after
@@ -89,17 +92,25 @@ class ReviewStage:
         config, n = self.config, len(items)
         # every draw is made for every candidate, in order, so a resumed generation (people
         # decided in between) makes the same choices
-        audited = rng.random(n) < config.share if config.mode == "audit" else np.ones(n, bool)
+        sampled = config.mode in ("audit", "priority")
+        audited = rng.random(n) < config.share if sampled else np.ones(n, bool)
         doubled = rng.random(n) < config.overlap
         golden = rng.random(n) < config.gold_share
         draws = rng.random((len(config.reviewers), n, 2))
         chosen: list[Item] = []
+        random_ids: set[str] = set()
         for k, (i, item) in enumerate(items.items()):
-            if not audited[k]:
+            flag = self.hooks.flag(scored[i].content)
+            if not audited[k] and not (config.mode == "priority" and flag is not None):
                 continue
+            if audited[k]:
+                random_ids.add(item.id)
             truth = self.hooks.truth(scored[i].content) if golden[k] else None
             gold = None if truth is None else ("accept" if truth else "reject")
-            chosen.append(replace(item, needed=2 if doubled[k] else 1, gold=gold))
+            signals = item.signals if flag is None else {**item.signals, "monitor/flag": flag}
+            chosen.append(replace(item, needed=2 if doubled[k] else 1, gold=gold, signals=signals))
+        if config.mode == "priority":  # flagged first (a stable sort keeps the draw's order)
+            chosen.sort(key=lambda item: "monitor/flag" not in item.signals)
         queue.add(chosen)
         # the same content may appear twice in one generation: judge it once
         unique = list({item.id: (k, item) for k, item in enumerate(chosen)}.values())
@@ -126,7 +137,14 @@ class ReviewStage:
         # unresolved: audit lets them pass like the unaudited; all drops them
         unresolved = Outcome("drop") if config.mode == "all" else Outcome("pass")
         final = {i: (unresolved if i in open_ else o) for i, o in outcomes.items()}
-        metrics = _summary(final, len(items), config.mode)
+        measured = final if config.mode == "all" else {i: final[i] for i in random_ids}
+        metrics = _summary(final, measured, len(items))
+        if config.mode == "priority":
+            flagged = {item.id for item in chosen if "monitor/flag" in item.signals}
+            metrics["review/flagged"] = float(len(flagged))
+            metrics["review/flagged_rejected"] = float(
+                sum(final[i].status == "reject" for i in flagged)
+            )
         queue.resolve(place.arm, place.generation, final, metrics)
         return final, metrics
 
@@ -151,9 +169,15 @@ class ReviewStage:
         return tuple(out)
 
 
-def _summary(outcomes: dict[str, Outcome], candidates: int, mode: str) -> Metrics:
+def _summary(
+    outcomes: dict[str, Outcome], measured: dict[str, Outcome], candidates: int
+) -> Metrics:
+    """Counts over every reviewed item; the acceptance rate over `measured` (audit and
+    priority: the random share alone, so flagged items do not bias it)."""
     count = {s: sum(o.status == s for o in outcomes.values()) for s in ("accept", "edit", "reject")}
     decided = sum(count.values())
+    judged = [o.status for o in measured.values() if o.status in ("accept", "edit", "reject")]
+    accepted = sum(status != "reject" for status in judged)
     return {
         "review/candidates": float(candidates),
         "review/queued": float(len(outcomes)),
@@ -161,9 +185,7 @@ def _summary(outcomes: dict[str, Outcome], candidates: int, mode: str) -> Metric
         "review/edited": float(count["edit"]),
         "review/rejected": float(count["reject"]),
         "review/unreviewed": float(len(outcomes) - decided),
-        "review/acceptance_rate": (
-            (count["accept"] + count["edit"]) / decided if decided else float("nan")
-        ),
+        "review/acceptance_rate": accepted / len(judged) if judged else float("nan"),
     }
 
 

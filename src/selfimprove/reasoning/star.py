@@ -25,6 +25,7 @@ answers only, no rationales; given at least STaR's training tokens every generat
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Literal
@@ -502,7 +503,32 @@ def _faithful(attempt: Attempt) -> bool:
     return working_correct(attempt.problem, attempt.completion)
 
 
-REVIEW = ReviewHooks("rationale", _view, _edited, ("completion",), _faithful)
+_LINE = re.compile(r"(\d)([+*])(\d)\+(\d)=(\d\d) (\d+)")
+
+
+def _suspect(attempt: Attempt) -> str | None:
+    """A monitor cheaper than the truth: each working line's own arithmetic, and the answer
+    read from the last line (its carry and running total). It cannot see digits read from
+    the wrong operand, which the whole-working check (the truth) does."""
+    *working, answer = attempt.completion.rstrip("\n").split("\n")
+    last = None
+    for number, line in enumerate(working, start=1):
+        last = _LINE.fullmatch(line)
+        if last is None:
+            return f"line {number} is not a working line"
+        x, op, y, carry, total = (last[1], last[2], last[3], last[4], last[5])
+        value = int(x) + int(y) if op == "+" else int(x) * int(y)
+        if value + int(carry) != int(total):
+            return f"line {number}: {x}{op}{y}+{carry} is not {int(total)}"
+    if last is None:
+        return "no working"
+    expected = int(f"{int(last[5]) // 10}{last[6]}")  # the last carry, then the running total
+    if answer != f">{expected}":
+        return "the answer is not read from the working"
+    return None
+
+
+REVIEW = ReviewHooks("rationale", _view, _edited, ("completion",), _faithful, _suspect)
 """A reviewer reads the prompt and the rationale, may fix the rationale; the truth a
 simulated reviewer knows is the whole-working check (every line right)."""
 

@@ -525,10 +525,23 @@ _ENTRIES = (
         "Queued items no reviewer decided in time (dropped, or passed on in an audit).",
     ),
     _entry(
+        "review/flagged",
+        "Items the monitor flagged",
+        "items",
+        "Candidates the loop's cheap monitor flagged, queued first for review (priority mode).",
+    ),
+    _entry(
+        "review/flagged_rejected",
+        "Flagged items rejected",
+        "items",
+        "Flagged candidates that review rejected (priority mode).",
+    ),
+    _entry(
         "review/acceptance_rate",
         "Review acceptance rate",
         "share of reviewed items",
-        "Accepted or edited among the reviewed items of the generation.",
+        "Accepted or edited among the reviewed items of the generation (audit and priority: "
+        "among the random share alone).",
         share=True,
     ),
     _entry(
