@@ -128,9 +128,12 @@ def test_an_audit_reviews_a_share_and_halts_below_the_bar(tmp_path: Path) -> Non
     assert max(decisions) == 1  # nothing after the halt
 
 
-def test_reviewers_who_disagree_wait_for_an_adjudicator(tmp_path: Path) -> None:
+def test_reviewers_who_disagree_wait_for_an_adjudicator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     review = {
         "overlap": 1.0,
+        "gold_share": 1.0,
         "reviewers": [{**SIM, "name": "right"}, {**SIM, "name": "wrong", "accuracy": 0.0}],
     }
     result = start_run(_config(review, generations=1), tmp_path)
@@ -140,6 +143,12 @@ def test_reviewers_who_disagree_wait_for_an_adjudicator(tmp_path: Path) -> None:
         assert disputed and queue.counts()["pending"] == 0
         for item in disputed:
             queue.decide(item.id, "judge", "accept", role="adjudicate")
+    n = len(disputed)
+    assert main(["--runs-dir", str(tmp_path), "audit", result.run_id]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"right {n} {n}/{n} (100%)" in printed and f"wrong {n} 0/{n} (0%)" in printed
+    assert f"agreement on {n} items decided by two or more: 0.0%" in printed
+    assert "right / wrong" in printed and "Cohen's kappa" in printed
     assert resume_run(result.run_id, tmp_path).status == "finished"
 
 

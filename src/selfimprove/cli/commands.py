@@ -380,6 +380,7 @@ def _audit(args: argparse.Namespace) -> int:
             f"head {check.head}",
             highlight=False,
         )
+        _print_agreement(queue)
         if args.trained:
             arm, _, generation = args.trained.rpartition(":")
             if not arm or not generation.isdigit():
@@ -398,6 +399,42 @@ def _audit(args: argparse.Namespace) -> int:
                 table.add_row(ident, outcome.status, ", ".join(deciders) or "-", trained)
             out.print(table)
     return 0
+
+
+def _print_agreement(queue: ReviewQueue) -> None:
+    """Who decided how much, their accuracy on gold items, and how far they agree."""
+    from selfimprove.oversight.agreement import agreement
+
+    found = agreement(queue)
+    decided: dict[str, int] = {}
+    for decision in queue.decisions():
+        if decision.action != "skip":
+            decided[decision.reviewer] = decided.get(decision.reviewer, 0) + 1
+    if not decided:
+        out.print("no decisions yet", highlight=False)
+        return
+    table = Table("reviewer", "decisions", "right on gold items", box=None)
+    for name in sorted(decided):
+        right, total = found.accuracy.get(name, (0, 0))
+        gold = f"{right}/{total} ({right / total:.0%})" if total else "-"
+        table.add_row(name, str(decided[name]), gold)
+    out.print(table)
+    if found.percent is None:
+        out.print(f"agreement: {found.problem}", highlight=False)
+        return
+    alpha = "-" if found.alpha is None else f"{found.alpha:.3f}"
+    out.print(
+        f"agreement on {found.num_items} items decided by two or more: "
+        f"{found.percent:.1%}, Krippendorff's alpha {alpha}",
+        highlight=False,
+    )
+    for pair in found.pairs:
+        kappa = "-" if pair.kappa is None else f"{pair.kappa:.3f}"
+        out.print(
+            f"  {pair.first} / {pair.second}: {pair.num_items} items, {pair.percent:.1%}, "
+            f"Cohen's kappa {kappa}",
+            highlight=False,
+        )
 
 
 def _review(args: argparse.Namespace) -> int:

@@ -310,6 +310,15 @@ class ReviewQueue:
         ).fetchall()
         return [_item(row) for row in rows]
 
+    def count_for(self, reviewer: str) -> int:
+        """How many items `next_for(reviewer)` would hand out, without loading them."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM items i WHERE status = 'pending' AND NOT EXISTS"
+            " (SELECT 1 FROM decisions d WHERE d.item = i.id AND d.reviewer = ?)",
+            (reviewer,),
+        ).fetchone()
+        return int(row[0])
+
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall()
         counts = {status: 0 for status in ("pending", "accept", "reject", "edit", "disputed")}
