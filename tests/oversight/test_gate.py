@@ -5,10 +5,15 @@ share and halts on a low acceptance rate; disagreements wait for adjudication.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from selfimprove.cli import main
 from selfimprove.core.config import ConfigError
@@ -177,3 +182,40 @@ def test_priority_queues_what_the_monitor_flags_first(tmp_path: Path) -> None:
     assert first == sorted(first, reverse=True)
     # the flag is a weaker check than the truth: a perfect reviewer rejects every flagged item
     assert metrics["review/flagged_rejected"] == len(flagged)
+
+
+def test_run_wait_continues_as_soon_as_people_decide(tmp_path: Path) -> None:
+    recipe = tmp_path / "gated.yaml"
+    recipe.write_text(yaml.safe_dump({**FAST, "arms": ["star"], "generations": 1, "review": {}}))
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "selfimprove", "--runs-dir", str(runs), "run"]
+    process = subprocess.Popen(
+        [*command, str(recipe), "--wait"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        pending: list[Any] = []
+        while not pending:  # the run reaches its first review and waits, polling
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr
+            time.sleep(0.5)
+            run_dirs = list(runs.glob("*/review.sqlite"))
+            if run_dirs:
+                with ReviewQueue.open(run_dirs[0].parent) as queue:
+                    pending = queue.items("pending")
+        time.sleep(1.5)
+        assert process.poll() is None, "--wait keeps the process alive while items are open"
+        with ReviewQueue.open(run_dirs[0].parent) as queue:
+            for item in pending:
+                queue.decide(item.id, "ann", "accept")
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "waiting for review: " in err and " finished in " in err
+    store = RunStore.open(run_dirs[0].parent)
+    assert store.status() == "finished" and store.metrics("star")[1]["review/accepted"] > 0
+    store.close()

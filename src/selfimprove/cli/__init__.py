@@ -158,10 +158,17 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. --set generations=20 (repeatable)",
     )
 
+    wait_help = (
+        "when the run waits for review, keep polling its queue and continue as soon as every "
+        "item is decided (default: stop; `resume` continues)"
+    )
+    run.add_argument("--wait", action="store_true", help=wait_help)
+
     command("recipes", "list the shipped recipes with one line each")
 
-    resume = command("resume", "continue a crashed or stopped run")
+    resume = command("resume", "continue a crashed, stopped or waiting run")
     resume.add_argument("run", help="a run id (or its folder)")
+    resume.add_argument("--wait", action="store_true", help=wait_help)
 
     command("runs", "list runs (a run whose process is gone shows as stopped)")
 

@@ -37,6 +37,7 @@ from selfimprove.recipes import TOUR, find_recipes
 from selfimprove.reports.metrics import describe
 
 if TYPE_CHECKING:
+    from selfimprove.core.engine import Progress
     from selfimprove.experiments import RunResult
     from selfimprove.reports.plots import Series
 
@@ -137,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with progress_bars(console) as progress:
         result = start_run(config, args.runs_dir, progress)
+        result = _follow(result, args, progress)
     return _finish(result, args.runs_dir, started)
 
 
@@ -146,7 +148,34 @@ def _resume(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with progress_bars(console) as progress:
         result = resume_run(args.run, args.runs_dir, progress)
+        result = _follow(result, args, progress)
     return _finish(result, args.runs_dir, started)
+
+
+POLL_SECONDS = 1.0
+
+
+def _follow(result: RunResult, args: argparse.Namespace, progress: Progress) -> RunResult:
+    """With --wait: while the run waits for review, poll its queue and continue it as soon as
+    no item is left open (Ctrl+C stops waiting; `resume` continues later)."""
+    from selfimprove.experiments import resume_run
+
+    while args.wait and result.status == "waiting":
+        with ReviewQueue.open(result.run_dir, create=False) as queue:
+            counts = queue.counts()
+            left = counts["pending"] + counts["disputed"]
+            if left:
+                console.print(
+                    f"waiting for review: {left} items open (selfimprove review "
+                    f"{result.run_id}, or selfimprove serve); polling",
+                    highlight=False,
+                )
+            while left:
+                time.sleep(POLL_SECONDS)
+                counts = queue.counts()
+                left = counts["pending"] + counts["disputed"]
+        result = resume_run(result.run_dir, args.runs_dir, progress)
+    return result
 
 
 def _recipes(args: argparse.Namespace) -> int:
