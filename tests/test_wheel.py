@@ -81,3 +81,23 @@ def test_the_wheel_runs_recipes_by_name_and_the_tour_from_an_empty_folder(
     assert page.parent == here / "runs" and page.is_file()
     assert "Left out by <code>--only</code>" in page.read_text()
     assert sorted(p.name for p in here.iterdir()) == ["runs"]  # no configs/, nothing else
+
+
+def test_the_wheel_ships_the_agent_and_the_web_pages(installed: Path, tmp_path: Path) -> None:
+    played = subprocess.run(
+        [installed / "selfimprove", "play", "connect4", "--simulations", "4"],
+        cwd=tmp_path,
+        input="4\nq\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert played.returncode == 0, played.stderr[-2000:]
+    assert "the shipped agent (run games-alphazero-" in played.stdout
+    code = (
+        "from importlib.resources import files; "
+        "print(sorted(p.name for p in files('selfimprove.web').joinpath('templates').iterdir()))"
+    )
+    templates = sh([installed / "python", "-c", code], tmp_path)
+    assert "review.html" in templates and "dashboard.html" in templates

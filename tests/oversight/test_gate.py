@@ -85,8 +85,9 @@ def test_resume_replays_frozen_decisions_whatever_comes_later(tmp_path: Path) ->
     with ReviewQueue.open(cut.run_dir) as queue:
         for item in queue.items():  # a reviewer overturns every decision of generation 1
             action = "reject" if item.status == "accept" else "accept"
-            queue.decide(item.id, "late", action, "other" if action == "reject" else None,
-                         role="adjudicate")  # fmt: skip
+            reason = "other" if action == "reject" else None
+            assert queue.decide(item.id, "late", action, reason).status == "disputed"
+            queue.decide(item.id, "judge", action, reason, role="adjudicate")
     # generation 1 is replayed from generation 0 (no snapshots) and must match exactly
     assert resume_run(cut.run_id, tmp_path / "cut").status == "finished"
     stores = [RunStore.open(r.run_dir) for r in (whole, cut)]

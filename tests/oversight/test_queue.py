@@ -47,15 +47,20 @@ def test_outcomes_follow_each_reviewers_newest_decision(queue: ReviewQueue) -> N
     assert queue.decide(one.id, "bob", "reject", "incorrect").status == "disputed"
     assert queue.decide(one.id, "bob", "accept").status == "accept"  # bob changed his mind
     assert queue.decide(one.id, "ann", "skip").status == "pending"  # a skip withdraws
+    with pytest.raises(ReviewError, match="only a disputed item is adjudicated"):
+        queue.decide(one.id, "cat", "reject", "harmful", role="adjudicate")
+    assert queue.decide(one.id, "ann", "reject", "harmful").status == "disputed"
     final = queue.decide(one.id, "cat", "reject", "harmful", role="adjudicate")
     assert final.status == "reject"
+    assert queue.decide(one.id, "bob", "accept").status == "reject"  # the adjudicator's word
+    assert queue.decide(one.id, "cat", "accept", role="adjudicate").status == "accept"
     edited = queue.decide(two.id, "ann", "edit", edit={"completion": "1+1=2\n2"})
     assert edited == Outcome("edit", {"completion": "1+1=2\n2"}, ("ann",))
     # every decision stays: five on the first item, in order
     assert [d.action for d in queue.decisions(one.id)] == [
-        "accept", "reject", "accept", "skip", "reject",
+        "accept", "reject", "accept", "skip", "reject", "reject", "accept", "accept",
     ]  # fmt: skip
-    assert queue.item(one.id).status == "reject" and queue.item(two.id).status == "edit"
+    assert queue.item(one.id).status == "accept" and queue.item(two.id).status == "edit"
 
 
 def test_decisions_are_append_only_in_the_database(queue: ReviewQueue) -> None:

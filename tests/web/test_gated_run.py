@@ -38,7 +38,7 @@ def test_a_waiting_run_reviewed_in_the_browser_resumes(tmp_path: Path) -> None:
             else:
                 page.keyboard.press("a")
             expect(page.locator("#progress")).to_have_attribute("data-decided", str(decided))
-        expect(page.locator("#item")).to_contain_text("Nothing left to review")
+        expect(page.locator("#item")).to_have_text("Nothing left for you to review.")
         page.goto(base + "/")
         expect(row.locator("td").nth(5)).to_have_text("0")
 

@@ -179,3 +179,52 @@ def test_an_items_gold_answer_never_reaches_the_page(server: tuple[str, str], ru
     assert "gold" not in json.dumps(state) and "reject" not in json.dumps(state["item"])
     page = request(base, f"/runs/{folder.name}/review", headers=headers)
     assert page.status == 200 and golden.id in page.text and '"gold"' not in page.text
+
+
+def test_links_cannot_lead_outside_the_runs_folder(
+    server: tuple[str, str], runs: Path, run_dir: Path, tmp_path: Path
+) -> None:
+    base, token = server
+    header = {"X-Selfimprove-Token": token}
+    outside = tmp_path / "games-alphazero-20260101-000000-beef"
+    outside.mkdir()
+    (outside / "run.sqlite").write_bytes((run_dir / "run.sqlite").read_bytes())
+    linked = runs / outside.name
+    linked.symlink_to(outside, target_is_directory=True)
+    try:
+        answer = request(base, f"/api/runs/{linked.name}/metrics", headers=header)
+        assert 400 <= answer.status < 500, answer.status
+        secret = tmp_path / "secret.txt"
+        secret.write_text("do not serve me")
+        (run_dir / "report.html").symlink_to(secret)
+        page = request(base, f"/runs/{run_dir.name}/report", headers=header)
+        assert an_error(page, 404) and "do not serve me" not in page.text
+    finally:
+        linked.unlink()
+        (run_dir / "report.html").unlink(missing_ok=True)
+    huge = request(base, f"/api/runs/{run_dir.name}/review?after={10**20}", headers=header)
+    assert 400 <= huge.status < 500, huge.status
+
+
+def test_a_reviewer_does_not_see_other_reviews_an_adjudicator_does(
+    server: tuple[str, str], runs: Path
+) -> None:
+    base, token = server
+    folder = make_run(runs)
+    (ident,) = queue_items(folder, [replace(rationale("3+4=", "Answer 7"), needed=2)])
+    with ReviewQueue.open(folder) as queue:
+        queue.decide(ident, "bob", "reject", "incorrect", note="bob was here")
+    header = {"X-Selfimprove-Token": token}
+    shown = request(base, f"/api/runs/{folder.name}/review", headers=header).json()
+    assert shown["item"]["id"] == ident and shown["item"]["decisions"] == []
+    assert "bob was here" not in json.dumps(shown)
+    with ReviewQueue.open(folder) as queue:
+        queue.decide(ident, "web", "accept")  # the app's default reviewer: now disputed
+    judged = request(base, f"/api/runs/{folder.name}/review?mode=adjudicate", headers=header)
+    votes = {d["reviewer"]: d["action"] for d in judged.json()["item"]["decisions"]}
+    assert votes == {"bob": "reject", "web": "accept"}
+    # adjudicating an item that is not disputed is refused
+    (other,) = queue_items(folder, [rationale("5+5=", "Answer 10")])
+    body = {"item": other, "action": "accept", "role": "adjudicate"}
+    refused = post_json(base, f"/api/runs/{folder.name}/decisions", body, token)
+    assert "only a disputed item is adjudicated" in an_error(refused, 400)

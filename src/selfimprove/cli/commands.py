@@ -32,6 +32,7 @@ from selfimprove.core.store import (
     RunStore,
     list_runs,
 )
+from selfimprove.oversight.audit import AuditError
 from selfimprove.oversight.queue import ReviewError, ReviewQueue
 from selfimprove.recipes import TOUR, find_recipes
 from selfimprove.reports.metrics import describe
@@ -52,6 +53,7 @@ USER_ERRORS = (
     NondeterminismError,
     SnapshotError,
     ReviewError,
+    AuditError,
 )
 # No markup: arm names, claims, recipe headers and typed input are shown as they are (a
 # `[/b]` in an arm's name is text, not a style tag that would end the run in an error).
@@ -421,13 +423,28 @@ def _audit(args: argparse.Namespace) -> int:
                     f"of arm {arm!r} in run {run_dir.name}"
                 )
             outcomes, _ = resolution
+            store = RunStore.open(run_dir)
+            try:
+                action, why = store.decisions(arm).get(int(generation), ("wait", "not committed"))
+            finally:
+                store.close()
             table = Table("item", "outcome", "reviewers", "trained on", box=None)
             for ident, outcome in sorted(outcomes.items()):
                 deciders = sorted({d.reviewer for d in queue.decisions(ident)})
-                trained = "yes" if outcome.status in ("accept", "edit") else "no"
-                table.add_row(ident, outcome.status, ", ".join(deciders) or "-", trained)
+                through = outcome.status in ("accept", "edit") and action != "halt"
+                table.add_row(ident, outcome.status, ", ".join(deciders) or "-", _yes(through))
             out.print(table)
+            if action != "accept":
+                out.print(
+                    f"generation {generation} ended in {action} ({why}): no model from it was kept",
+                    highlight=False,
+                    soft_wrap=True,
+                )
     return 0
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _print_agreement(queue: ReviewQueue) -> None:

@@ -157,7 +157,7 @@ class LineKeys:
 def review(run_dir: Path, args: argparse.Namespace, out: Console) -> int:
     """Review `run_dir`'s queue from the terminal; returns the exit code."""
     reviewer = args.reviewer or os.environ.get("USER") or "reviewer"
-    if not re.match(REVIEWER_PATTERN, reviewer):
+    if not re.fullmatch(REVIEWER_PATTERN, reviewer):
         raise ReviewError(f"reviewer {reviewer!r}: use 1-40 letters, digits, . _ @ - (--reviewer)")
     code = 0
     with ReviewQueue.open(run_dir, create=False) as queue:

@@ -165,7 +165,8 @@ class LoopConfig(ConfigModel):
     )
     gate: GateConfig = Field(GateConfig(), description="decides whether a candidate is kept")
     review: ReviewConfig | None = Field(
-        None, description="a review gate before training (loops that keep text: STaR, synthesis)"
+        None,
+        description="a review gate before training (loops whose samples a reviewer can read: STaR)",
     )
 
     def memory_bytes(self) -> int:

@@ -50,6 +50,11 @@ def _parse(raw: bytes) -> tuple[str, dict[str, Any] | None]:
     return "", entry
 
 
+class AuditError(ValueError):
+    """The log cannot take another entry (its newest line is damaged): one line for the CLI,
+    a 409 for the web app; `selfimprove audit RUN` says where."""
+
+
 @dataclass(frozen=True)
 class Check:
     """The result of verifying a chain: `ok`, the entries read, the newest hash, or the first
@@ -74,7 +79,10 @@ class AuditLog:
             body = {"seq": seq + 1, "time": round(time.time(), 3), "event": event, **fields}
             body["prev"] = prev
             entry = {**body, "hash": _digest(prev, body)}
-            os.write(fd, _line(entry))
+            line = _line(entry)
+            written = 0
+            while written < len(line):  # a short write continues where it stopped
+                written += os.write(fd, line[written:])
             os.fsync(fd)
             return entry
         finally:
@@ -91,8 +99,14 @@ class AuditLog:
             start = max(0, start - 65536)
             data = os.pread(fd, size - start, start)
         last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        entry = json.loads(last)
-        return int(entry["seq"]), str(entry["hash"])
+        try:
+            entry = json.loads(last)
+            return int(entry["seq"]), str(entry["hash"])
+        except (ValueError, KeyError, TypeError):
+            raise AuditError(
+                f"{self.path}: its newest line is damaged, so nothing more can be logged "
+                "(`selfimprove audit RUN` says where)"
+            ) from None
 
     def entries(self) -> Iterator[dict[str, Any]]:
         """Every entry, unchecked (use `verify` first when it matters)."""

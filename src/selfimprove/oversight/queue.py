@@ -338,7 +338,7 @@ class ReviewQueue:
         role: str = "review",
     ) -> Outcome:
         """Record one decision (validated) and return the item's outcome after it."""
-        if not re.match(REVIEWER_PATTERN, reviewer):
+        if not re.fullmatch(REVIEWER_PATTERN, reviewer):
             raise ReviewError(f"reviewer {reviewer!r}: use 1-40 letters, digits, . _ @ -")
         if action not in ACTIONS:
             raise ReviewError(f"action {action!r}: one of {', '.join(ACTIONS)}")
@@ -351,6 +351,12 @@ class ReviewQueue:
         item = self.item(ident)
         if item is None:
             raise ReviewError(f"no item {ident!r} in this run's queue")
+        if role == "adjudicate" and item.status != "disputed":
+            adjudicated = any(d.role == "adjudicate" for d in self.decisions(ident))
+            if not adjudicated:
+                raise ReviewError(
+                    f"item {ident} is {item.status}: only a disputed item is adjudicated"
+                )
         edited: dict[str, str] | None = None
         if action == "edit":
             if not edit:
@@ -435,9 +441,11 @@ class ReviewQueue:
         generation: int,
         outcomes: Mapping[str, Outcome],
         summary: Mapping[str, float],
+        halted: bool = False,
     ) -> None:
         """Freeze what review decided for one generation (item -> accept / edit with its
-        fields / reject / drop / pass) and log which items it trains on."""
+        fields / reject / drop / pass) and log which items it lets through to training (none
+        when review halts the arm; the engine's gate may still reject the candidate)."""
         with self._write() as db:
             db.executemany(
                 "INSERT INTO resolutions VALUES (?,?,?,?,?)",
@@ -450,6 +458,8 @@ class ReviewQueue:
                 "INSERT INTO resolved VALUES (?,?,?)", (arm, generation, json.dumps(summary))
             )
             trained = sorted(i for i, o in outcomes.items() if o.status in ("accept", "edit"))
+            if halted:
+                trained = []
             self._log(
                 "resolve",
                 arm=arm,
@@ -457,6 +467,7 @@ class ReviewQueue:
                 trains_on=trained,
                 dropped=sorted(i for i, o in outcomes.items() if o.status in ("reject", "drop")),
                 summary=dict(summary),
+                halted=halted,
             )
 
     def resolution(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from selfimprove.core.config import ReviewConfig
-from selfimprove.core.records import Metrics, Sample
+from selfimprove.core.records import Metrics, Sample, Verdict
 from selfimprove.core.review import Reviewed, ReviewHooks, ReviewPlace
 from selfimprove.oversight.queue import Item, Outcome, ReviewQueue
 from selfimprove.oversight.reviewers import SimulatedReviewer
@@ -97,14 +97,22 @@ class ReviewStage:
         doubled = rng.random(n) < config.overlap
         golden = rng.random(n) < config.gold_share
         draws = rng.random((len(config.reviewers), n, 2))
+        # one decision per distinct item: its first appearance's draws decide for it, so an
+        # item that appears m times is not m times as likely to be audited
+        first: dict[str, int] = {}
+        for k, item in enumerate(items.values()):
+            first.setdefault(item.id, k)
+        positions = {item.id: i for i, item in reversed(list(items.items()))}
         chosen: list[Item] = []
         random_ids: set[str] = set()
-        for k, (i, item) in enumerate(items.items()):
+        for ident, k in first.items():
+            i = positions[ident]
+            item = items[i]
             flag = self.hooks.flag(scored[i].content)
             if not audited[k] and not (config.mode == "priority" and flag is not None):
                 continue
             if audited[k]:
-                random_ids.add(item.id)
+                random_ids.add(ident)
             truth = self.hooks.truth(scored[i].content) if golden[k] else None
             gold = None if truth is None else ("accept" if truth else "reject")
             signals = item.signals if flag is None else {**item.signals, "monitor/flag": flag}
@@ -112,18 +120,26 @@ class ReviewStage:
         if config.mode == "priority":  # flagged first (a stable sort keeps the draw's order)
             chosen.sort(key=lambda item: "monitor/flag" not in item.signals)
         queue.add(chosen)
-        # the same content may appear twice in one generation: judge it once
-        unique = list({item.id: (k, item) for k, item in enumerate(chosen)}.values())
-        positions = {item.id: i for i, item in items.items()}
+        unique = [(first[item.id], item) for item in chosen]
         for r, reviewer in enumerate(SimulatedReviewer(c) for c in config.reviewers):
-            done = queue.decided_by(reviewer.name)
-            for k, item in unique[: reviewer.config.budget]:
+            done, spent = queue.decided_by(reviewer.name), 0
+            for k, item in unique:
+                if spent >= reviewer.config.budget:
+                    break
                 if item.id in done or queue.outcome(item.id).status != "pending":
                     continue
                 truth = self.hooks.truth(scored[positions[item.id]].content)
                 action, reason = reviewer.judge(truth, (draws[r, k, 0], draws[r, k, 1]))
                 queue.decide(item.id, reviewer.name, action, reason, note="simulated")
+                spent += 1
         outcomes = {item.id: queue.outcome(item.id) for _, item in unique}
+        # an item not drawn this time but decided before keeps its decision (audit, priority)
+        earlier = {
+            ident: queue.outcome(ident)
+            for ident in first
+            if ident not in outcomes and queue.item(ident) is not None
+        }
+        prior = {i: o for i, o in earlier.items() if o.status in ("accept", "edit", "reject")}
         open_ = [i for i, o in outcomes.items() if o.status in ("pending", "disputed")]
         if open_ and config.unreviewed == "wait":
             disputed = sum(outcomes[i].status == "disputed" for i in open_)
@@ -139,33 +155,47 @@ class ReviewStage:
         final = {i: (unresolved if i in open_ else o) for i, o in outcomes.items()}
         measured = final if config.mode == "all" else {i: final[i] for i in random_ids}
         metrics = _summary(final, measured, len(items))
+        metrics["review/decided_before"] = float(len(prior))
+        final |= prior
         if config.mode == "priority":
             flagged = {item.id for item in chosen if "monitor/flag" in item.signals}
             metrics["review/flagged"] = float(len(flagged))
             metrics["review/flagged_rejected"] = float(
                 sum(final[i].status == "reject" for i in flagged)
             )
-        queue.resolve(place.arm, place.generation, final, metrics)
+        halts = config.halt_below is not None and _below(metrics, config.halt_below)
+        queue.resolve(place.arm, place.generation, final, metrics, halted=halts)
         return final, metrics
 
     def _apply(
         self, scored: tuple[Any, ...], items: dict[int, Item], outcomes: dict[str, Outcome]
     ) -> tuple[Any, ...]:
+        """Accepted items marked so, edits applied; what review refused (rejected, or left
+        without a decision in mode all) stays in place marked as failed, so curate drops it and
+        a loop's counts (problems attempted) stay comparable with an arm without review.
+        Candidates never queued pass as they are in audit and priority modes."""
         out = []
         for i, sample in enumerate(scored):
             item = items.get(i)
             outcome = None if item is None else outcomes.get(item.id)
-            if item is None or outcome is None or outcome.status == "pass":
-                if item is None or self.config.mode == "audit":
-                    out.append(sample)
-                continue  # mode all: a candidate never queued is never trained on
-            if outcome.status == "accept":
-                out.append(
-                    replace(sample, provenance=replace(sample.provenance, review="accepted"))
-                )
-            elif outcome.status == "edit" and outcome.edit is not None:
+            if item is None or (self.config.mode != "all" and outcome is None):
+                out.append(sample)
+                continue
+            status = "drop" if outcome is None else outcome.status
+            provenance = sample.provenance
+            if status == "pass":
+                out.append(sample)
+            elif status == "accept":
+                out.append(replace(sample, provenance=replace(provenance, review="accepted")))
+            elif status == "edit" and outcome is not None and outcome.edit is not None:
                 content = self.hooks.edit(sample.content, outcome.edit)
-                out.append(Sample(content, replace(sample.provenance, review="edited")))
+                out.append(Sample(content, replace(provenance, review="edited")))
+            else:  # reject, drop
+                refused = Verdict(False, "review", reason=f"{status} by review")
+                label = "rejected" if status == "reject" else "dropped"
+                out.append(
+                    replace(sample, provenance=replace(provenance, verdict=refused, review=label))
+                )
         return tuple(out)
 
 

@@ -537,6 +537,12 @@ _ENTRIES = (
         "Flagged candidates that review rejected (priority mode).",
     ),
     _entry(
+        "review/decided_before",
+        "Items decided in an earlier generation",
+        "items",
+        "Candidates not drawn for review this generation whose earlier decision still holds.",
+    ),
+    _entry(
         "review/acceptance_rate",
         "Review acceptance rate",
         "share of reviewed items",

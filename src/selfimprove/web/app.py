@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from selfimprove.core.store import CorruptRunError
+from selfimprove.oversight.audit import AuditError
 from selfimprove.oversight.queue import (
     MAX_NOTE_CHARS,
     REASONS,
@@ -106,7 +107,10 @@ def create_app(
 
     @app.get("/runs/{run_id}/report")
     def report(run_id: str) -> FileResponse:
-        page = run_folder(runs_dir, run_id) / "report.html"
+        folder = run_folder(runs_dir, run_id)
+        page = folder / "report.html"
+        if page.is_symlink() or page.resolve().parent != folder.resolve():
+            raise NotFoundError(f"run {run_id}'s report.html is not a plain file in its folder")
         if not page.is_file():
             raise NotFoundError(f"run {run_id} has no report yet: `selfimprove report {run_id}`")
         headers = {"Content-Security-Policy": REPORT_POLICY}
@@ -141,7 +145,7 @@ def create_app(
         request: Request,
         run_id: str,
         mode: Literal["review", "adjudicate"] = "review",
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     ) -> dict[str, Any]:
         with _queue(runs_dir, run_id) as queue:
             return review.page_state(queue, _reviewer(request, None), mode, after)
@@ -220,6 +224,8 @@ def _handle_errors(app: FastAPI) -> None:
         return error(409, one_line(exc))
 
     async def unreadable(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, AuditError):
+            return error(409, one_line(exc))
         return error(409, f"the run's database cannot be read: {one_line(exc)}")
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
@@ -244,6 +250,7 @@ def _handle_errors(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, missing)
     app.add_exception_handler(CorruptRunError, broken)
     app.add_exception_handler(sqlite3.Error, unreadable)
+    app.add_exception_handler(AuditError, unreadable)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http)
     app.add_exception_handler(Exception, internal)

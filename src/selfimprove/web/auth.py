@@ -20,6 +20,7 @@ One middleware, in this order, before any route runs:
 from __future__ import annotations
 
 import secrets
+import traceback
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -70,7 +71,11 @@ def install_guard(app: FastAPI, token: str, bound_host: str) -> None:
     ) -> Response:
         nonce = secrets.token_urlsafe(16)
         request.state.nonce = nonce
-        response = _refusal(request, token, check_host) or await call_next(request)
+        try:
+            response = _refusal(request, token, check_host) or await call_next(request)
+        except Exception:  # a bug of ours: a short message, never a traceback, headers kept
+            traceback.print_exc()  # on the server's console, for whoever runs it
+            response = error(500, "the server failed on this request (see its console)")
         response.headers.setdefault("Content-Security-Policy", policy(nonce))
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"

@@ -52,9 +52,11 @@ def decision_view(item: Item, decision: ReviewDecision) -> dict[str, Any]:
     }
 
 
-def item_view(queue: ReviewQueue, item: Item) -> dict[str, Any]:
-    """The item for the page: the newest decision of each reviewer (skips included)."""
-    newest = {d.reviewer: d for d in queue.decisions(item.id)}
+def item_view(queue: ReviewQueue, item: Item, mode: Mode = "review") -> dict[str, Any]:
+    """The item for the page; an adjudicator also sees the newest decision of each reviewer
+    (skips included). A reviewer does not: reviews of one item stay independent, or the
+    agreement between reviewers would measure who read whom."""
+    newest = {d.reviewer: d for d in queue.decisions(item.id)} if mode == "adjudicate" else {}
     view: dict[str, Any] = finite(
         {
             "id": item.id,
@@ -91,11 +93,7 @@ def next_item(queue: ReviewQueue, reviewer: str, mode: Mode, after: int = 0) -> 
 def progress(queue: ReviewQueue, reviewer: str) -> dict[str, Any]:
     """`left`: pending items this reviewer has not decided; `decided`: items they decided
     (skips included); `counts`: the queue by status."""
-    (left,) = queue.db.execute(
-        "SELECT COUNT(*) FROM items i WHERE status = 'pending' AND NOT EXISTS"
-        " (SELECT 1 FROM decisions d WHERE d.item = i.id AND d.reviewer = ?)",
-        (reviewer,),
-    ).fetchone()
+    left = queue.count_for(reviewer)
     (decided,) = queue.db.execute(
         "SELECT COUNT(DISTINCT item) FROM decisions WHERE reviewer = ?", (reviewer,)
     ).fetchone()
@@ -106,6 +104,6 @@ def page_state(queue: ReviewQueue, reviewer: str, mode: Mode, after: int = 0) ->
     """The next item (or None) and the progress, as one JSON object."""
     item = next_item(queue, reviewer, mode, after)
     return {
-        "item": None if item is None else item_view(queue, item),
+        "item": None if item is None else item_view(queue, item, mode),
         "progress": progress(queue, reviewer),
     }
