@@ -96,6 +96,12 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
         raise ConfigError(f"{config.kind}: these settings cannot be built: {error}") from None
     if config.review is None or experiment.review is None:
         return arms
+    needs_truth = config.review.reviewers or config.review.gold_share > 0
+    if needs_truth and experiment.review.truth is None:
+        raise ConfigError(
+            f"review: a {config.kind} run has no check a simulated reviewer or a gold item "
+            "could know; people review it (drop review.reviewers and review.gold_share)"
+        )
     stage = ReviewStage(config.review, experiment.review)
     reviewed = [Arm(arm.name, replace(arm.pipeline, review=stage)) for arm in arms]
     if not config.review.control:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
-from selfimprove.core.config import ReviewConfig
+from selfimprove.core.config import ConfigError, ReviewConfig
 from selfimprove.core.records import Provenance, Sample, Verdict
 from selfimprove.core.review import ReviewHooks, ReviewPlace
 from selfimprove.oversight.queue import ReviewQueue
@@ -115,3 +116,33 @@ def test_a_halt_trains_nothing_and_the_log_says_so(tmp_path: Path) -> None:
     # the frozen outcome halts a replay the same way
     again = _run(stage, ["good 0", "bad 0", "bad 1"], tmp_path)
     assert again.action == "halt" and again.metrics == result.metrics
+
+
+def test_programs_are_reviewed_by_people_only(tmp_path: Path) -> None:
+    from selfimprove.experiments import build_arms, parse_config
+    from selfimprove.reasoning.programs import Spec
+    from selfimprove.reasoning.synthesis import REVIEW, Candidate, Task
+
+    spec = Spec(("reverse",))
+    task = Task(spec, (([1, 2],), ([3],)), ([2, 1], [3]))
+    program = Candidate(task, "def f(x):\n    return x[::-1]\n")
+    assert REVIEW.view(program) == {
+        "specification": "reverse\n",
+        "program": program.program,
+        "tests": "f([1, 2]) == [2, 1]\nf([3]) == [3]",
+    }
+    made = Provenance("synthetic", 1, "generation-0", "arm", Verdict(True, "tests in sandbox"))
+    stage = ReviewStage(ReviewConfig(), REVIEW)
+    place = ReviewPlace(tmp_path, "arm", 1)
+    waiting = stage((Sample(program, made),), place, np.random.default_rng(0))
+    assert waiting.action == "wait"
+    with ReviewQueue.open(tmp_path) as queue:
+        (item,) = queue.items("pending")
+        queue.decide(item.id, "ann", "edit", edit={"program": "def f(x):\n    return x\n"})
+    done = stage((Sample(program, made),), place, np.random.default_rng(0))
+    assert done.action == "continue" and done.scored[0].content.program.endswith("return x\n")
+    config = parse_config(
+        {"kind": "reasoning.synthesis", "review": {"reviewers": [PERFECT]}}, "test"
+    )
+    with pytest.raises(ConfigError, match="people review it"):
+        build_arms(config)

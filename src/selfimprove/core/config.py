@@ -166,7 +166,8 @@ class LoopConfig(ConfigModel):
     gate: GateConfig = Field(GateConfig(), description="decides whether a candidate is kept")
     review: ReviewConfig | None = Field(
         None,
-        description="a review gate before training (loops whose samples a reviewer can read: STaR)",
+        description="a review gate before training (loops whose samples a reviewer can read: STaR, "
+        "program synthesis)",
     )
 
     def memory_bytes(self) -> int:

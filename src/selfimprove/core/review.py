@@ -28,7 +28,8 @@ class ReviewHooks:
       names).
     - `truth(content)`: whether the item is really right, by a check the loop's own verifier
       does not make (STaR's whole-working check behind an answer-only verifier). Simulated
-      reviewers report it with their accuracy; gold items store it.
+      reviewers report it with their accuracy; gold items store it. None: the loop has no
+      such check (people review it; simulated reviewers and gold items are refused).
     - `flag(content)`: a cheap monitor weaker than the truth (STaR: the answer is not read
       from the working's own last line).
     """
@@ -37,7 +38,7 @@ class ReviewHooks:
     view: Callable[[Any], Mapping[str, str]]
     edit: Callable[[Any, Mapping[str, str]], Any]
     editable: tuple[str, ...]
-    truth: Callable[[Any], bool]
+    truth: Callable[[Any], bool] | None
     flag: Callable[[Any], str | None] = lambda content: None
     """A cheap automatic monitor: why an item looks suspect (shown to reviewers as a signal,
     and queued first in `priority` mode), or None."""

@@ -81,6 +81,10 @@ class ReviewStage:
             return Reviewed(kept, metrics, "halt", reason)
         return Reviewed(kept, metrics)
 
+    def _truth(self, content: Any) -> bool:
+        assert self.hooks.truth is not None, "build_arms refuses simulated review without truth"
+        return self.hooks.truth(content)
+
     def _decide(
         self,
         queue: ReviewQueue,
@@ -113,7 +117,7 @@ class ReviewStage:
                 continue
             if audited[k]:
                 random_ids.add(ident)
-            truth = self.hooks.truth(scored[i].content) if golden[k] else None
+            truth = self._truth(scored[i].content) if golden[k] else None
             gold = None if truth is None else ("accept" if truth else "reject")
             signals = item.signals if flag is None else {**item.signals, "monitor/flag": flag}
             chosen.append(replace(item, needed=2 if doubled[k] else 1, gold=gold, signals=signals))
@@ -128,7 +132,7 @@ class ReviewStage:
                     break
                 if item.id in done or queue.outcome(item.id).status != "pending":
                     continue
-                truth = self.hooks.truth(scored[positions[item.id]].content)
+                truth = self._truth(scored[positions[item.id]].content)
                 action, reason = reviewer.judge(truth, (draws[r, k, 0], draws[r, k, 1]))
                 queue.decide(item.id, reviewer.name, action, reason, note="simulated")
                 spent += 1

@@ -20,9 +20,9 @@ gate        no regression: a candidate whose pass rate on validation specificati
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -34,6 +34,7 @@ from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
 from selfimprove.core.provenance import provenance_columns
 from selfimprove.core.records import Metrics, Sample, Verdict
+from selfimprove.core.review import ReviewHooks
 from selfimprove.core.seeding import stage_rng
 from selfimprove.models.shape import GptShape
 from selfimprove.models.tiny_gpt import (
@@ -363,4 +364,22 @@ def export_records(kept: Kept) -> list[dict[str, object]]:
     return records
 
 
-EXPERIMENT = Experiment(SynthesisConfig, build_arms, synthesis_claims, export_records)
+def _view(candidate: Candidate) -> dict[str, str]:
+    task = candidate.task
+    tests = "\n".join(
+        f"f({args[0]}) == {expected}"
+        for args, expected in zip(task.inputs, task.expected, strict=True)
+    )
+    return {"specification": task.spec.prompt, "program": candidate.program, "tests": tests}
+
+
+def _edited(candidate: Candidate, fields: Mapping[str, str]) -> Candidate:
+    return replace(candidate, program=fields.get("program", candidate.program))
+
+
+REVIEW = ReviewHooks("program", _view, _edited, ("program",), truth=None)
+"""A reviewer reads the specification, the program and its tests (the sandbox's verdict is
+among the signals) and may fix the program. No check beyond the tests exists, so simulated
+reviewers are refused: people review programs."""
+
+EXPERIMENT = Experiment(SynthesisConfig, build_arms, synthesis_claims, export_records, REVIEW)
