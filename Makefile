@@ -14,19 +14,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The report's browser tests drive Debian's Chromium through Playwright (no browser download).
+# The browser tests (report, web app) drive Debian's Chromium through Playwright (no browser
+# download): installed with apt-get as root (CI); without root they are skipped, loudly.
 browser:
-	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium >/dev/null; else echo "*** no /usr/bin/chromium and no root to install it" \
+		"(apt-get install chromium): the browser tests will be SKIPPED ***"; fi; }
 
 demo: $(STAMP)
 	$(VENV)/bin/selfimprove tour --quick
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -rs -m "not slow"
 
 test-all: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks docs

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -21,7 +22,8 @@ _FLAGS = [  # no sandbox as root; no background connections on a closed network
 
 @contextmanager
 def browser_page(width: int = 1400, height: int = 1000) -> Iterator[Page]:
-    assert CHROMIUM.exists(), "no /usr/bin/chromium: `make browser` installs Debian's Chromium"
+    if not CHROMIUM.exists():  # `make browser` installs it where it can (as root)
+        pytest.skip("SKIPPED LOUDLY: no /usr/bin/chromium (apt-get install chromium, as root)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=_FLAGS)
         try:
