@@ -170,3 +170,19 @@ def test_removed_lines_are_caught(tmp_path: Path) -> None:
     assert "does not follow" in log.verify(6).problem
     log.path.write_bytes(b"".join(lines[:-1]))  # the newest: only the count shows it
     assert log.verify().ok and log.verify(6).problem == "1 entry missing from the end"
+
+
+def test_a_transaction_keeps_other_writers_out_until_it_ends(tmp_path: Path) -> None:
+    with ReviewQueue.open(tmp_path) as queue:
+        item = _item("2")
+        queue.add([item])
+        other = ReviewQueue.open(tmp_path)
+        other.db.execute("PRAGMA busy_timeout=200")
+        with queue.transaction():
+            assert queue.outcome(item.id).status == "pending"
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.decide(item.id, "bob", "reject", "incorrect")
+            queue.decide(item.id, "ann", "accept")  # joins the open transaction
+        assert other.decide(item.id, "bob", "reject", "incorrect").status == "disputed"
+        other.close()
+        assert queue.audit.verify(queue.audit_entries()).ok

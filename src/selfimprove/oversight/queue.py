@@ -240,6 +240,10 @@ class ReviewQueue:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; inside `transaction()` it joins the open one."""
+        if self.db.in_transaction:
+            yield self.db
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -247,6 +251,13 @@ class ReviewQueue:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Reads and writes that no other writer may come between (reading a generation's
+        outcomes and freezing them): other processes' decisions wait until it ends."""
+        with self._write():
+            yield
 
     def _log(self, event: str, **fields: Any) -> None:
         """Append to the audit log; call inside `_write` so the count moves with it."""

@@ -136,7 +136,21 @@ class ReviewStage:
                 action, reason = reviewer.judge(truth, (draws[r, k, 0], draws[r, k, 1]))
                 queue.decide(item.id, reviewer.name, action, reason, note="simulated")
                 spent += 1
-        outcomes = {item.id: queue.outcome(item.id) for _, item in unique}
+        with queue.transaction():  # no decision lands between reading outcomes and freezing
+            chosen_now = [item for _, item in unique]
+            return self._settle(queue, chosen_now, first, random_ids, place, len(items))
+
+    def _settle(
+        self,
+        queue: ReviewQueue,
+        chosen: list[Item],
+        first: dict[str, int],
+        random_ids: set[str],
+        place: ReviewPlace,
+        candidates: int,
+    ) -> tuple[dict[str, Outcome], Metrics] | Reviewed:
+        config = self.config
+        outcomes = {item.id: queue.outcome(item.id) for item in chosen}
         # an item not drawn this time but decided before keeps its decision (audit, priority)
         earlier = {
             ident: queue.outcome(ident)
@@ -153,12 +167,12 @@ class ReviewStage:
                 + f": selfimprove review {place.run_dir.name}"
             )
             queue.log_event("wait", arm=place.arm, generation=place.generation, reason=reason)
-            return Reviewed(scored, {}, "wait", reason)
+            return Reviewed((), {}, "wait", reason)
         # unresolved: audit lets them pass like the unaudited; all drops them
         unresolved = Outcome("drop") if config.mode == "all" else Outcome("pass")
         final = {i: (unresolved if i in open_ else o) for i, o in outcomes.items()}
         measured = final if config.mode == "all" else {i: final[i] for i in random_ids}
-        metrics = _summary(final, measured, len(items))
+        metrics = _summary(final, measured, candidates)
         metrics["review/decided_before"] = float(len(prior))
         final |= prior
         if config.mode == "priority":
