@@ -10,23 +10,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from selfimprove.oversight.queue import Item, ReviewQueue
-from selfimprove.web.server import background_server
 from tests.reports.browser import browser_page
 from tests.web.pages import HEIGHT, WIDTH, log_in, make_run, queue_items, rationale, screenshot
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMAGE = '<img src=x onerror="window.__pwned=2">'
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("runs")
-
-
-@pytest.fixture(scope="module")
-def server(runs: Path) -> Iterator[tuple[str, str]]:
-    with background_server(runs) as (base, token):
-        yield base, token
 
 
 @pytest.fixture(scope="module")

@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from selfimprove.oversight.queue import ReviewQueue
-from selfimprove.web.server import background_server
 from tests.web.pages import Answer, make_run, post_json, queue_items, rationale, request
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("runs")
-
-
-@pytest.fixture(scope="module")
-def server(runs: Path) -> Iterator[tuple[str, str]]:
-    with background_server(runs) as (base, token):
-        yield base, token
 
 
 @pytest.fixture(scope="module")

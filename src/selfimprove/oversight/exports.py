@@ -243,7 +243,7 @@ def labelstudio_task(reviewed: ReviewedItem) -> dict[str, Any]:
     if isinstance(passed, bool):
         prediction: dict[str, Any] = {
             "model_version": str(item.signals.get("verifier/verifier", "verifier")),
-            "result": [_choices("verifier-decision", "decision", target, _label(passed))],
+            "result": [_result("verifier-decision", "decision", target, "choices", _label(passed))],
         }
         score = item.signals.get("verifier/score")
         if isinstance(score, int | float) and math.isfinite(score):
@@ -257,13 +257,13 @@ def _annotation(decision: ReviewDecision, target: str) -> dict[str, Any]:
     result = []
     if decision.action != "skip":
         accepted = decision.action != "reject"
-        result.append(_choices(f"{key}-decision", "decision", target, _label(accepted)))
+        result.append(_result(f"{key}-decision", "decision", target, "choices", _label(accepted)))
     if decision.reason:
-        result.append(_choices(f"{key}-reason", "reason", target, decision.reason))
+        result.append(_result(f"{key}-reason", "reason", target, "choices", decision.reason))
     for name, text in (decision.edit or {}).items():
-        result.append(_textarea(f"{key}-edit-{name}", f"edited_{name}", name, text))
+        result.append(_result(f"{key}-edit-{name}", f"edited_{name}", name, "textarea", text))
     if decision.note:
-        result.append(_textarea(f"{key}-note", "note", target, decision.note))
+        result.append(_result(f"{key}-note", "note", target, "textarea", decision.note))
     when = _iso(decision.time)
     return {
         "result": result,
@@ -279,24 +279,15 @@ def _label(accepted: bool) -> str:
     return "Accept" if accepted else "Reject"
 
 
-def _choices(ident: str, control: str, target: str, choice: str) -> dict[str, Any]:
+def _result(ident: str, control: str, target: str, kind: str, value: str) -> dict[str, Any]:
+    """One Label Studio result: a `choices` pick or a `textarea` text, made by hand."""
+    key = "choices" if kind == "choices" else "text"
     return {
         "id": ident,
         "from_name": control,
         "to_name": target,
-        "type": "choices",
-        "value": {"choices": [choice]},
-        "origin": "manual",
-    }
-
-
-def _textarea(ident: str, control: str, target: str, text: str) -> dict[str, Any]:
-    return {
-        "id": ident,
-        "from_name": control,
-        "to_name": target,
-        "type": "textarea",
-        "value": {"text": [text]},
+        "type": kind,
+        "value": {key: [value]},
         "origin": "manual",
     }
 
