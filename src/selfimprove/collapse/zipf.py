@@ -76,7 +76,10 @@ class ZipfConfig(CollapseConfig):
     def memory_bytes(self) -> int:
         """The last generation's draw per seed (initial_samples * 2**g, or initial_samples
         for iterate) and counts over the vocabulary: 8-byte values, three copies."""
-        largest = max(train_size(arm, self.initial_samples, self.generations) for arm in self.arms)
+        # 2**generations itself is a number of billions of digits for generations in the
+        # billions (the fuzz found it): past 2**80 bytes any estimate refuses alike
+        doubling = min(self.generations, 80)
+        largest = max(train_size(arm, self.initial_samples, doubling) for arm in self.arms)
         return 8 * 3 * self.num_seeds * (largest + self.vocabulary)
 
 

@@ -58,4 +58,6 @@ def check_memory(config: LoopConfig, source: str = "config") -> None:
 
 
 def _gib(count: int) -> str:
+    if count >= 2**30 * 10**6:  # past float division (an estimate of 10**300 bytes overflows)
+        return f"{count // 2**30:.3g} GiB" if count < 10**300 else "more than 10**290 GiB"
     return f"{count / 2**30:,.1f} GiB"
