@@ -23,6 +23,7 @@ from selfimprove.core.snapshot import SnapshotError, TensorCodec
 from selfimprove.core.store import RunInfo, RunStore
 from selfimprove.distill import distill, lm
 from selfimprove.games import alphazero
+from selfimprove.hacking import hacking
 from selfimprove.models.tensors import TORCH_TENSORS
 from selfimprove.oversight.stage import ReviewStage
 from selfimprove.reasoning import star, synthesis
@@ -42,6 +43,7 @@ EXPERIMENTS: tuple[Experiment[Any], ...] = (
     alphazero.EXPERIMENT,
     star.EXPERIMENT,
     synthesis.EXPERIMENT,
+    hacking.EXPERIMENT,
 )
 KINDS: dict[str, Experiment[Any]] = {e.kind: e for e in EXPERIMENTS}
 CODECS: tuple[TensorCodec, ...] = (TORCH_TENSORS,)
@@ -102,11 +104,16 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
             f"review: a {config.kind} run has no check a simulated reviewer or a gold item "
             "could know; people review it (drop review.reviewers and review.gold_share)"
         )
-    stage = ReviewStage(config.review, experiment.review)
-    reviewed = [Arm(arm.name, replace(arm.pipeline, review=stage)) for arm in arms]
-    if not config.review.control:
-        return reviewed
-    return [Arm(f"{arm.name}-unreviewed", arm.pipeline) for arm in arms] + reviewed
+    hooks, reviewed, controls = experiment.review, [], []
+    for arm in arms:
+        review = config.review if arm.review == "recipe" else arm.review
+        if review is None:
+            reviewed.append(arm)
+            continue
+        stage = ReviewStage(review, hooks)
+        reviewed.append(Arm(arm.name, replace(arm.pipeline, review=stage)))
+        controls.append(Arm(f"{arm.name}-unreviewed", arm.pipeline, review=None))
+    return controls + reviewed if config.review.control else reviewed
 
 
 @dataclass(frozen=True)

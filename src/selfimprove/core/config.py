@@ -103,10 +103,11 @@ class ReviewConfig(ConfigModel):
     )
     share: float = Field(
         0.1,
-        gt=0,
+        ge=0,
         le=1,
         description="audit, priority: the share of candidates drawn at random for review (the "
-        "acceptance rate is measured on these alone, so it stays unbiased)",
+        "acceptance rate is measured on these alone, so it stays unbiased); 0 in priority mode: "
+        "only what the monitor flags",
     )
     halt_below: float | None = Field(
         None,
@@ -137,6 +138,12 @@ class ReviewConfig(ConfigModel):
         description="also run every arm without review (named ARM/unreviewed), to measure the "
         "gate's effect",
     )
+
+    @model_validator(mode="after")
+    def _share(self) -> ReviewConfig:
+        if self.share == 0 and self.mode != "priority":
+            raise ValueError("share: 0 reviews nothing at random; only mode priority allows it")
+        return self
 
     @model_validator(mode="after")
     def _distinct_reviewers(self) -> ReviewConfig:

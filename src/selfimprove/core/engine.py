@@ -20,10 +20,10 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from selfimprove.core.alarms import Trip, check_alarms
-from selfimprove.core.config import ConfigError, LoopConfig
+from selfimprove.core.config import ConfigError, LoopConfig, ReviewConfig
 from selfimprove.core.cpu import cpu_seconds
 from selfimprove.core.gates import Gate, Proposal
 from selfimprove.core.provenance import count_provenance, origin, stamp
@@ -108,6 +108,10 @@ class Pipeline(Generic[M, S, K]):
 class Arm:
     name: str
     pipeline: Pipeline[Any, Any, Any]
+    review: ReviewConfig | Literal["recipe"] | None = "recipe"
+    """The review gate this arm gets when the recipe has a `review:` section: that section
+    (default), the arm's own settings (one arm of a review-budget sweep), or None (reviewed
+    by nobody)."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ class ReviewHooks:
     flag: Callable[[Any], str | None] = lambda content: None
     """A cheap automatic monitor: why an item looks suspect (shown to reviewers as a signal,
     and queued first in `priority` mode), or None."""
+    reason: str = "incorrect"
+    """The reason code a simulated reviewer gives when it rejects one of these items."""
 
 
 @dataclass(frozen=True)

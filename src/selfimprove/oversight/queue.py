@@ -2,8 +2,9 @@
 
 - **Items** are what a reviewer reads: a kind, text fields (the domain's `view`), the
   engine-stamped provenance and the automatic signals (the verifier's verdict). An item's id
-  is a hash of its kind and fields, so the same item is never queued twice; a decision on it
-  holds wherever it appears again.
+  is a hash of its kind, its arm and its fields, so the same item is never queued twice in an
+  arm and a decision on it holds wherever it appears again there; arms are separate
+  conditions of the experiment and never share decisions.
 - **Decisions** are append-only (triggers refuse updates and deletes): accept, reject, edit
   (the edited fields are stored), skip, with a reason code, a note, the reviewer, a role
   (`review`, or `adjudicate` for the final word on a disagreement) and the time. A
@@ -109,9 +110,13 @@ INSERT OR IGNORE INTO meta VALUES ('audit_entries', 0);
 """
 
 
-def item_id(kind: str, fields: Mapping[str, str]) -> str:
-    """The content hash that names an item: its kind and its fields."""
-    canonical = json.dumps([kind, dict(fields)], sort_keys=True, ensure_ascii=True)
+def item_id(kind: str, arm: str, fields: Mapping[str, str]) -> str:
+    """The content hash that names an item: its kind, the arm that made it and its fields.
+
+    The arm is part of the name because arms are separate conditions of one experiment: a
+    decision made in one (a budget of 20%) must not decide for another (2%) that made the same
+    item, or the cheaper arm would be measured with the dearer one's reviews."""
+    canonical = json.dumps([kind, arm, dict(fields)], sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
@@ -145,7 +150,7 @@ class Item:
     ) -> Item:
         clean = {str(k): str(v)[:MAX_FIELD_CHARS] for k, v in fields.items()}
         return cls(
-            item_id(kind, clean),
+            item_id(kind, arm, clean),
             kind,
             arm,
             generation,

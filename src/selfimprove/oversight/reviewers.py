@@ -18,10 +18,12 @@ class SimulatedReviewer:
     def name(self) -> str:
         return self.config.name
 
-    def judge(self, truth: bool, draws: tuple[float, float]) -> tuple[str, str | None]:
+    def judge(
+        self, truth: bool, draws: tuple[float, float], reason: str = "incorrect"
+    ) -> tuple[str, str | None]:
         """(action, reason) for an item whose true answer is `truth`, given two uniform draws
         (drawn by the caller for every item, so a resumed generation sees the same ones)."""
         says_right = truth if draws[0] < self.config.accuracy else not truth
         if not says_right and draws[1] < self.config.lenient:
             says_right = True
-        return ("accept", None) if says_right else ("reject", "incorrect")
+        return ("accept", None) if says_right else ("reject", reason)

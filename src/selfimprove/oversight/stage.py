@@ -133,7 +133,8 @@ class ReviewStage:
                 if item.id in done or queue.outcome(item.id).status != "pending":
                     continue
                 truth = self._truth(scored[positions[item.id]].content)
-                action, reason = reviewer.judge(truth, (draws[r, k, 0], draws[r, k, 1]))
+                pair = (draws[r, k, 0], draws[r, k, 1])
+                action, reason = reviewer.judge(truth, pair, self.hooks.reason)
                 queue.decide(item.id, reviewer.name, action, reason, note="simulated")
                 spent += 1
         with queue.transaction():  # no decision lands between reading outcomes and freezing
