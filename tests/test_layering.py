@@ -6,7 +6,15 @@ from pathlib import Path
 import selfimprove
 
 PACKAGE = Path(selfimprove.__file__).parent
-DOMAINS = {"collapse", "games", "reasoning", "distill", "constitutional", "oversight"}
+DOMAINS = {
+    "collapse",
+    "games",
+    "reasoning",
+    "distill",
+    "constitutional",
+    "oversight",
+    "hacking",
+}
 
 
 def imports_of(path: Path) -> set[str]:

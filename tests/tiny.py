@@ -75,6 +75,7 @@ TINY: dict[str, dict[str, Any]] = {
         "model": {"context": 64, "layers": 1, "heads": 2, "width": 16},
         "train": {"seed_steps": 10, "min_steps": 5, "max_steps": 5, "batch_size": 8},
     },
+    "hacking.gridworld": {"world": "lagoon", "learners": 2, "episodes": 3},
 }
 
 

@@ -32,6 +32,7 @@ KINDS = (
     "distill.classifier",
     "distill.lm",
     "games.alphazero",
+    "hacking.gridworld",
     "reasoning.star",
     "reasoning.synthesis",
 )
