@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sandbox.py
 	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_web.py
+	$(PY) benchmarks/bench_hacking.py
 
 check: lint typecheck test
 

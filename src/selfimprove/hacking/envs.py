@@ -116,6 +116,9 @@ class GridWorldVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self._states = np.zeros(num_envs, np.int64)
         self._steps = np.zeros(num_envs, np.int64)
         self._rngs: list[np.random.Generator] = []
+        t = self.tables  # flat tables: one `take` per quantity a step
+        self._next, self._reward, self._hidden = t.next.ravel(), t.reward.ravel(), t.hidden.ravel()
+        self._done, self._progress = t.done.ravel(), t.progress.ravel()
         states = range(self.tables.num_states)
         self._columns = {
             name: np.array([self.tables.extra(s, name) for s in states], bool)
@@ -144,13 +147,15 @@ class GridWorldVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        t, s = self.tables, self._states
-        a = np.asarray(actions, np.int64)
-        rewards, hidden, done = t.reward[s, a], t.hidden[s, a], t.done[s, a]
-        progress = t.progress[s, a]
-        after = t.next[s, a]
+        flat = self._states * self.tables.num_actions + np.asarray(actions, np.int64)
+        rewards, hidden = self._reward.take(flat), self._hidden.take(flat)
+        done, progress, after = (
+            self._done.take(flat),
+            self._progress.take(flat),
+            self._next.take(flat),
+        )
         self._steps += 1
-        truncated = ~done & (self._steps >= t.horizon)
+        truncated = ~done & (self._steps >= self.tables.horizon)
         ended = done | truncated
         infos = self._infos(hidden, progress, after)
         if ended.any():
@@ -160,16 +165,13 @@ class GridWorldVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
                 after[i] = self._draw_start(self._rngs[i])
             self._steps[ended] = 0
         self._states = after
-        return after.copy(), rewards.copy(), done.copy(), truncated, infos
+        return after.copy(), rewards, done, truncated, infos
 
     def _infos(
         self, hidden: np.ndarray, progress: np.ndarray, states: np.ndarray | None = None
     ) -> dict[str, Any]:
         states = self._states if states is None else states
-        infos: dict[str, Any] = {
-            "hidden": np.asarray(hidden, np.float64).copy(),
-            "progress": progress.copy(),
-        }
+        infos: dict[str, Any] = {"hidden": hidden, "progress": progress}
         for name, column in self._columns.items():
             infos[name] = column[states]
         return infos
