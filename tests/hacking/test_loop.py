@@ -165,3 +165,34 @@ def test_shipped_recipes_claims_hold(recipe: str, tmp_path: Path) -> None:
     assert len(claims) == 2
     failing = [(c.text, c.measured) for c in claims if not c.holds]
     assert not failing, failing
+
+
+def test_a_person_reviews_the_episodes_through_the_queue(tmp_path: Path) -> None:
+    """Without simulated reviewers the run waits; a person's decisions (here written to the
+    queue as `selfimprove review` writes them) let `resume` continue, and the generation
+    counts them."""
+    from selfimprove.experiments import resume_run
+
+    people = {"unreviewed": "wait", "reviewers": []}
+    config = parse_config(
+        small(generations=1, arms=[{"budget": 0.2}], review=people, world="boat_race"), "test"
+    )
+    run = start_run(config, tmp_path)
+    assert run.status == "waiting"
+    queue = ReviewQueue.open(run.run_dir)
+    try:
+        items = queue.items(status="pending")
+        assert items and all(
+            set(i.fields) == {"episode", "observed return", "moves", "visits"} for i in items
+        )
+        for item in items:  # a person who finds none of these random walks racing
+            queue.decide(item.id, "ada", "reject", "reward_hack")
+    finally:
+        queue.close()
+    assert resume_run(run.run_dir.name, tmp_path).status == "finished"
+    store = RunStore.open(run.run_dir)
+    try:
+        rejected = store.metrics("hidden-0.2")[1]["review/rejected"]
+    finally:
+        store.close()
+    assert rejected == len(items)
