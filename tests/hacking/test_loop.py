@@ -148,10 +148,26 @@ def test_a_budget_without_reviewers_is_refused() -> None:
         parse_config(small(arms=[{"budget": 0.1}, {"budget": 0.1}]), "test")
 
 
-@pytest.mark.parametrize(
-    "recipe",
-    ["hacking/boat_race", pytest.param("hacking/absent_supervisor", marks=pytest.mark.slow)],
-)
+def test_review_lifts_hidden_performance_in_a_short_boat_race(tmp_path: Path) -> None:
+    """Learning happened, by a stated margin, in 6 s: 10 learners, 10 generations, hidden
+    audits of 10% lift the greedy policies' hidden performance by at least 25 (of racing's
+    100) over the unreviewed arm; both reach the best score. (The unreviewed claim needs the
+    recipe's 30 generations: at 10-15 the learners still lap more often, hidden 20-50.)"""
+    changes = ["generations=10", "learners=10", "arms=[{budget: 0}, {budget: 0.1}]"]
+    config = load_config("hacking/boat_race", changes)
+    run = start_run(config, tmp_path)
+    last = {arm: series[max(series)] for arm, series in metrics(run.run_dir).items()}
+    assert last["unreviewed"]["hacking/observed_return_mean"] == 50
+    assert last["hidden-0.1"]["hacking/observed_return_mean"] == 50
+    rise = (
+        last["hidden-0.1"]["hacking/hidden_performance_mean"]
+        - last["unreviewed"]["hacking/hidden_performance_mean"]
+    )
+    assert rise >= 25, rise
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["hacking/boat_race", "hacking/absent_supervisor"])
 def test_shipped_recipes_claims_hold(recipe: str, tmp_path: Path) -> None:
     """The tour's boat race and the absent supervisor, at their shipped settings (about 30 s
     each): every claim holds."""
