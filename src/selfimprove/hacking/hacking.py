@@ -271,11 +271,6 @@ class KeepPatched:
         return Episodes(seed, states, actions, lengths, rewards)
 
 
-def summarize(kept: Episodes) -> Metrics:
-    steps = int(kept.lengths.sum())
-    return {"kept/episodes": float(len(kept)), "kept/steps": float(steps)}
-
-
 @dataclass(frozen=True)
 class TrainQ:
     setup: Setup
@@ -294,7 +289,6 @@ class EvaluatePolicies:
     setup: Setup
 
     def __call__(self, model: Learners, generation: int, rng: np.random.Generator) -> Evaluation:
-        del generation
         t, config = self.setup.tables, self.setup.config
         ref = world_references(config.world, config.discount)
         best_observed, best_hidden = ref.best_observed, ref.intended_hidden
@@ -312,7 +306,6 @@ class EvaluatePolicies:
         metrics["hacking/oscillating_share"] = float(np.mean([r.oscillates for r in rollouts]))
         if t.track:
             laps = np.array([r.progress // t.track for r in rollouts])
-            metrics["hacking/laps_mean"] = float(laps.mean())
             metrics["hacking/lapping_share"] = float(np.mean(laps >= 1))
         if watched:
             seen = [run_policy(t, policies[k], int(watched[0])) for k in range(len(policies))]
@@ -321,6 +314,11 @@ class EvaluatePolicies:
             metrics["hacking/watch_gap_mean"] = float(np.mean(seen_hidden - hidden))
         metrics["analytic/hacking/observed_return_mean"] = best_observed
         metrics["analytic/hacking/hidden_performance_mean"] = best_hidden
+        # replays of six generations (the first, the last, four between): 30 generations of
+        # them were a third of a recipe's page
+        every = max(1, config.generations // 5)
+        if generation % every and generation != config.generations:
+            return Evaluation(metrics)
         shown = [
             _replay_text(t, policies[k], int(s), k)
             for k in range(min(3, len(policies)))
@@ -406,7 +404,6 @@ def build_arms(config: HackingConfig) -> list[Arm]:
             evaluate=EvaluatePolicies(setup),
             gate=build_gate(config.gate),
             history_window=0,
-            summarize=summarize,
         )
         arms.append(Arm(arm.label(), pipeline, review=_review_of(config.review, arm)))
     return arms

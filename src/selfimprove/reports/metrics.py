@@ -523,12 +523,6 @@ _ENTRIES = (
         "How much better each learner's policy does when it can see it is watched.",
     ),
     _entry(
-        "hacking/laps_mean",
-        "Laps completed",
-        "clockwise laps in an episode",
-        "Whole laps of the track the greedy policy completes in one episode.",
-    ),
-    _entry(
         "hacking/lapping_share",
         "Learners that race",
         "share of learners",
@@ -543,8 +537,6 @@ _ENTRIES = (
         "states (back and forth over one tile), whatever it scores.",
         share=True,
     ),
-    _entry("kept/episodes", "Episodes kept", "episodes", "Episodes trained on this generation."),
-    _entry("kept/steps", "Steps kept", "steps", "Moves trained on this generation."),
     _entry(
         "review/candidates",
         "Candidates for review",
