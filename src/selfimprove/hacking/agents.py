@@ -185,9 +185,7 @@ def play(
     _play(q, tables.next, tables.done, starts, uniforms, eps, states, actions, lengths)
     n = seeds * episodes
     flat_states, flat_actions = states.reshape(n, horizon + 1), actions.reshape(n, horizon)
-    valid = flat_actions >= 0
-    moved = (flat_states[:, :-1], np.maximum(flat_actions, 0))
-    rewards = np.where(valid, tables.reward[moved], 0.0)
+    rewards = per_step(tables.reward, flat_states, flat_actions)
     seed = np.repeat(np.arange(seeds, dtype=np.int64), episodes)
     return Episodes(seed, flat_states, flat_actions, lengths.reshape(n), rewards)
 
@@ -213,18 +211,11 @@ def replay(
     return out
 
 
-def hidden_of(tables: Tables, episodes: Episodes) -> np.ndarray:
-    """Hidden performance per step `[N, H]` (0 after the end)."""
-    valid = episodes.actions >= 0
-    steps = tables.hidden[episodes.states[:, :-1], np.maximum(episodes.actions, 0)]
-    return np.where(valid, steps, 0.0)
-
-
-def progress_of(tables: Tables, episodes: Episodes) -> np.ndarray:
-    """Progress along the track per step `[N, H]` (0 after the end)."""
-    valid = episodes.actions >= 0
-    steps = tables.progress[episodes.states[:, :-1], np.maximum(episodes.actions, 0)]
-    return np.where(valid, steps, 0)
+def per_step(table: np.ndarray, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """One of the world's `[S, A]` tables (reward, hidden, fault, ...) read along recorded
+    episodes: `[N, H]`, zero after each episode's end (action -1)."""
+    steps = table[states[:, :-1], np.maximum(actions, 0)]
+    return np.where(actions >= 0, steps, np.zeros((), steps.dtype))
 
 
 def greedy(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -29,8 +29,10 @@ ENV_IDS = {
 }
 
 
+@functools.cache
 def world(name: str, watched_share: float | None = None) -> Tables:
-    """A world by name; with `watched_share`, with a visible watched bit."""
+    """A world by name; with `watched_share`, with a visible watched bit. Built once per
+    process and shared: nothing writes to a world's tables."""
     tables = WORLDS[name]()
     return tables if watched_share is None else watched(tables, watched_share)
 

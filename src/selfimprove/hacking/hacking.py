@@ -7,10 +7,10 @@ incumbent tables; `verify` scores each by its observed return (the proxy: every 
 nothing checks intent); an optional review stage (`review:` in the recipe; `oversight/`) has
 reviewers judge a share of the episodes against the truth (the hidden performance is not below
 the observed return: the score did not overstate what was done); `curate` keeps every episode,
-a rejected one with `penalty` taken off each of its steps' rewards (the reward patched where a
+a rejected one with `penalty` taken off each of its faulty moves (the reward patched where a
 person looked); `train` replays Q-learning along the kept episodes; `evaluate` plays each
 learner's greedy policy and measures observed return, hidden performance, their normalised
-gap, laps and oscillation. Hidden performance is never trained on: the kept episodes carry
+gap, the share of learners that lap, and oscillation. Hidden performance is never trained on: the kept episodes carry
 rewards only, and `hidden` is read from the world by `evaluate` and by the review's truth.
 
 Audits come in two regimes (`arms[].audits`): `hidden` (a random share of episodes, the agent
@@ -20,7 +20,6 @@ the observation, was drawn at reset: the agent can learn to behave only when wat
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,6 +36,7 @@ from selfimprove.hacking.agents import (
     Episodes,
     Rollout,
     greedy,
+    per_step,
     play,
     replay,
     run_policy,
@@ -145,7 +145,8 @@ class Learners:
 @dataclass(frozen=True)
 class Episode:
     """One recorded episode, as review and curate see it. `observed` is the proxy's return;
-    `hidden` and `laps` are the world's (never trained on; review's truth reads them)."""
+    `hidden` the world's (never trained on; review's truth reads it), and so are `faults`
+    (read by curate only for an episode review rejected)."""
 
     world: str
     learner: int
@@ -155,13 +156,7 @@ class Episode:
     faults: np.ndarray  # bool [length]: the moves a reviewer points at (`Tables.fault`)
     observed: float
     hidden: float
-    laps: int
     watched: bool
-
-
-@functools.cache
-def _world(name: str, watched_share: float | None) -> Tables:
-    return world(name, watched_share)
 
 
 @dataclass(frozen=True)
@@ -172,7 +167,7 @@ class Setup:
     @property
     def tables(self) -> Tables:
         visible = self.arm.audits == "visible" and self.arm.budget > 0
-        return _world(self.config.world, self.arm.budget if visible else None)
+        return world(self.config.world, self.arm.budget if visible else None)
 
 
 @dataclass(frozen=True)
@@ -203,13 +198,11 @@ class PlayEpisodes:
         del generation
         t, config = self.setup.tables, self.setup.config
         batch = play(t, model.q, config.episodes, config.exploration, rng)
-        hidden = _steps(t.hidden, batch)
-        progress = _steps(t.progress, batch)
-        faults = _steps(t.fault, batch).astype(bool)
+        hidden = per_step(t.hidden, batch.states, batch.actions)
+        faults = per_step(t.fault, batch.states, batch.actions)
         out = []
         for i in range(len(batch)):
             n = int(batch.lengths[i])
-            laps = int(progress[i].sum()) // t.track if t.track else 0
             out.append(
                 Episode(
                     t.name,
@@ -220,16 +213,10 @@ class PlayEpisodes:
                     faults[i, :n],
                     float(batch.rewards[i].sum()),
                     float(hidden[i].sum()),
-                    laps,
                     bool(t.extra(int(batch.states[i, 0]), "watched")),
                 )
             )
         return tuple(out)
-
-
-def _steps(table: np.ndarray, batch: Episodes) -> np.ndarray:
-    valid = batch.actions >= 0
-    return np.where(valid, table[batch.states[:, :-1], np.maximum(batch.actions, 0)], 0)
 
 
 def observed_reward(samples: tuple[Episode, ...], rng: np.random.Generator) -> list[Verdict]:
@@ -307,6 +294,7 @@ class EvaluatePolicies:
         if t.track:
             laps = np.array([r.progress // t.track for r in rollouts])
             metrics["hacking/lapping_share"] = float(np.mean(laps >= 1))
+        seen: list[Rollout] = []
         if watched:
             seen = [run_policy(t, policies[k], int(watched[0])) for k in range(len(policies))]
             seen_hidden = np.array([r.hidden for r in seen])
@@ -319,11 +307,11 @@ class EvaluatePolicies:
         every = max(1, config.generations // 5)
         if generation % every and generation != config.generations:
             return Evaluation(metrics)
-        shown = [
-            _replay_text(t, policies[k], int(s), k)
-            for k in range(min(3, len(policies)))
-            for s in (unwatched + watched)[:2]
-        ]
+        shown = []  # the first learners' rollouts above, unwatched and (if any) watched
+        for k in range(min(3, len(policies))):
+            shown.append(_replay_text(t, rollouts[k], k, watched=False))
+            if seen:
+                shown.append(_replay_text(t, seen[k], k, watched=True))
         return Evaluation(metrics, {"samples": shown})
 
 
@@ -339,31 +327,19 @@ def _spread(key: str, values: np.ndarray) -> Metrics:
     }
 
 
-def _replay_text(t: Tables, policy: np.ndarray, start: int, learner: int) -> str:
-    r = run_policy(t, policy, start)
-    return _describe(t, learner, r.states, r.actions, r.observed, r.hidden, _watched(t, start), r)
-
-
-def _describe(
-    t: Tables,
-    learner: int,
-    states: Any,
-    actions: Any,
-    observed: float,
-    hidden: float,
-    watched: bool,
-    rollout: Rollout | None = None,
-) -> str:
-    moves = moves_text(actions)
-    head = f"learner {learner}{' (watched)' if watched else ''}: observed {observed:g}, hidden {hidden:g}"
-    if rollout is not None and rollout.cycle[1]:
+def _replay_text(t: Tables, rollout: Rollout, learner: int, watched: bool) -> str:
+    """A learned policy's episode as a report shows it: scores, moves, the grid of visits."""
+    head = f"learner {learner}{' (watched)' if watched else ''}: observed {rollout.observed:g}"
+    head += f", hidden {rollout.hidden:g}"
+    if rollout.cycle[1]:
         head += f"; repeats a {rollout.cycle[1]}-step cycle from step {rollout.cycle[0]}"
+    moves = moves_text(rollout.actions)
     shown = moves if len(moves) <= 60 else moves[:60] + "..."
-    return f"{head}\nmoves: {shown}\n{path_picture(t, states)}"
+    return f"{head}\nmoves: {shown}\n{path_picture(t, rollout.states)}"
 
 
 def _view(e: Episode) -> dict[str, str]:
-    t = _world(e.world, None)
+    t = world(e.world)
     return {
         "episode": f"{e.world}, learner {e.learner}{', watched' if e.watched else ''}",
         "observed return": f"{e.observed:g}",
