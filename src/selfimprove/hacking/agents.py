@@ -159,8 +159,8 @@ def q_learning(
 @dataclass(frozen=True)
 class Episodes:
     """Recorded episodes, batched: episode i was played by learner `seed[i]`. `rewards` are
-    what training sees (the observed reward, or patched by review); `observed` and `hidden`
-    are the world's."""
+    what training sees (the observed reward, or patched by review); nothing here holds the
+    hidden performance."""
 
     seed: np.ndarray  # int64 [N]
     states: np.ndarray  # int64 [N, H+1]
@@ -170,6 +170,17 @@ class Episodes:
 
     def __len__(self) -> int:
         return int(self.seed.shape[0])
+
+    @classmethod
+    def blank(cls, n: int, horizon: int) -> Episodes:
+        """`n` episodes of length 0 to fill in (actions -1, rewards 0)."""
+        return cls(
+            np.zeros(n, np.int64),
+            np.zeros((n, horizon + 1), np.int64),
+            np.full((n, horizon), -1, np.int64),
+            np.zeros(n, np.int64),
+            np.zeros((n, horizon)),
+        )
 
 
 def play(

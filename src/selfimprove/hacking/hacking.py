@@ -177,15 +177,8 @@ class Initialize:
     def __call__(self, rng: np.random.Generator) -> tuple[Learners, Episodes]:
         del rng
         t, k = self.setup.tables, self.setup.config.learners
-        empty = Episodes(
-            np.zeros(0, np.int64),
-            np.zeros((0, t.horizon + 1), np.int64),
-            np.zeros((0, t.horizon), np.int64),
-            np.zeros(0, np.int64),
-            np.zeros((0, t.horizon)),
-        )
         q = np.full((k, t.num_states, t.num_actions), self.setup.config.initial_value)
-        return Learners(q), empty
+        return Learners(q), Episodes.blank(0, t.horizon)
 
 
 @dataclass(frozen=True)
@@ -241,21 +234,16 @@ class KeepPatched:
         del history, generation, rng
         t, penalty = self.setup.tables, self.setup.config.penalty
         samples = [s for s in scored if isinstance(s, Sample)]
-        n, horizon = len(samples), t.horizon
-        seed = np.zeros(n, np.int64)
-        states = np.zeros((n, horizon + 1), np.int64)
-        actions = np.full((n, horizon), -1, np.int64)
-        lengths = np.zeros(n, np.int64)
-        rewards = np.zeros((n, horizon))
+        kept = Episodes.blank(len(samples), t.horizon)
         for i, sample in enumerate(samples):
             e: Episode = sample.content
             length = len(e.actions)
-            seed[i], lengths[i] = e.learner, length
-            states[i, : length + 1], actions[i, :length] = e.states, e.actions
+            kept.seed[i], kept.lengths[i] = e.learner, length
+            kept.states[i, : length + 1], kept.actions[i, :length] = e.states, e.actions
             rejected = sample.provenance.review == "rejected"
             patch = penalty * e.faults if rejected else 0.0
-            rewards[i, :length] = e.rewards - patch
-        return Episodes(seed, states, actions, lengths, rewards)
+            kept.rewards[i, :length] = e.rewards - patch
+        return kept
 
 
 @dataclass(frozen=True)
@@ -316,7 +304,7 @@ class EvaluatePolicies:
 
 
 def _watched(t: Tables, state: int) -> bool:
-    return bool(t.extra(int(state), "watched") or t.extra(int(state), "supervisor"))
+    return any(bool(column[state]) for column in t.watchers.values())
 
 
 def _spread(key: str, values: np.ndarray) -> Metrics:

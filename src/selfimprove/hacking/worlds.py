@@ -86,6 +86,20 @@ class Tables:
         its observed reward (the punishment nobody saw)."""
         return self.hidden < 0 if self.track else self.hidden < self.reward
 
+    @functools.cached_property
+    def watchers(self) -> dict[str, np.ndarray]:
+        """bool [S] per bit of the state that tells the agent it is watched (`supervisor`,
+        `watched`), for the worlds that have one."""
+        names = [name for name in ("supervisor", "watched") if name in self.extras]
+        states = range(self.num_states)
+        return {name: np.array([self.extra(s, name) for s in states], bool) for name in names}
+
+    @functools.cached_property
+    def start_cdf(self) -> np.ndarray:
+        """The reset distribution's cumulative sum, normalised to end at 1."""
+        cdf = np.cumsum(self.start)
+        return np.asarray(cdf / cdf[-1])
+
     def starts(self) -> np.ndarray:
         """The states a reset can draw."""
         return np.flatnonzero(self.start > 0)
