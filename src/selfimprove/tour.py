@@ -18,7 +18,14 @@ from selfimprove.core.engine import Progress
 from selfimprove.core.records import Claim
 from selfimprove.core.store import RunStore, now
 from selfimprove.experiments import claims_for, load_config, parse_config, start_run
-from selfimprove.reports.html import Study, anchor_of, study, tally, write_page
+from selfimprove.reports.html import (
+    Study,
+    anchor_of,
+    study,
+    tally,
+    write_page,
+    write_run_report,
+)
 
 
 class TourStudy(ConfigModel):
@@ -63,7 +70,8 @@ def write_tour_page(
     tour: TourConfig, runs: list[tuple[TourStudy, Path]], runs_dir: Path, quick: bool
 ) -> tuple[Path, list[tuple[str, list[Claim]]]]:
     """The tour's page from its finished runs: contents (failing claims first), then a
-    section per study."""
+    section per study with its claims, their figures and tables; each run's own report
+    (written beside its store) holds every other figure, so the page stays small."""
     sections: list[Study] = []
     results: list[tuple[str, list[Claim]]] = []
     for index, (tour_study, run_dir) in enumerate(runs, start=1):
@@ -72,7 +80,9 @@ def write_tour_page(
             info = store.info()
             claims = claims_for(parse_config(info.config, run_dir.name), store)
             anchor = anchor_of(tour_study.title, index)
-            sections.append(study(store, claims, tour_study.title, anchor))
+            report = write_run_report(store, claims)  # every figure, one click away
+            figures_at = report.relative_to(runs_dir).as_posix()
+            sections.append(study(store, claims, tour_study.title, anchor, figures_at))
         finally:
             store.close()
         results.append((tour_study.title, claims))

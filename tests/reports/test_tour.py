@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 from selfimprove.tour import run_tour
@@ -30,6 +31,10 @@ studies:
     assert text.count("<section id=") == 2 and "quick settings" in text
     assert text.index("<h2>Contents</h2>") < text.index("<section id=")
     assert "Left out of the quick tour (they need their full settings): E1 in full only" in text
+    # every metric's figure is in each run's own report, linked from its section
+    links = re.findall(r"<a href='([^']+/report\.html)'>the run's own report</a>", text)
+    assert len(links) == 2 and all((page.parent / link).is_file() for link in links)
+    assert "All metrics (" not in text and "All metrics (" in (page.parent / links[0]).read_text()
 
 
 def test_only_picks_studies_and_tour_text_is_shown_escaped(tmp_path: Path) -> None:

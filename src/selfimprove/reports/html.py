@@ -48,6 +48,8 @@ _GROUPS = (
     ("peers/", "against peer implementations"),
     ("class/", "class balance of generated samples"),
     ("hacking/", "the proxy and the intent (observed return, hidden performance)"),
+    ("feedback/", "the feedback loop (what the model feeds itself, against the truth)"),
+    ("facts/", "the model's facts against the knowledge base"),
     ("review/", "review"),
     ("kept/", "the kept data"),
     ("train/", "training"),
@@ -64,6 +66,7 @@ table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; vertical-align: top; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 td.text { text-align: left; }
+.verdict { white-space: nowrap; overflow-wrap: normal; }
 .plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 600px), 1fr));
   gap: 10px; }
 figure { margin: 0; } img { max-width: 100%; height: auto; }
@@ -98,11 +101,27 @@ class Study:
     html: str
 
 
-def study(store: RunStore, claims: Sequence[Claim], title: str, anchor: str) -> Study:
-    return Study(title, anchor, tuple(claims), run_section(store, claims, title, anchor))
+def study(
+    store: RunStore,
+    claims: Sequence[Claim],
+    title: str,
+    anchor: str,
+    figures_at: str | None = None,
+) -> Study:
+    section = run_section(store, claims, title, anchor, figures_at)
+    return Study(title, anchor, tuple(claims), section)
 
 
-def run_section(store: RunStore, claims: Sequence[Claim], heading: str, anchor: str) -> str:
+def run_section(
+    store: RunStore,
+    claims: Sequence[Claim],
+    heading: str,
+    anchor: str,
+    figures_at: str | None = None,
+) -> str:
+    """One run's section. With `figures_at` (a page with many runs, such as the tour's), the
+    figures of every metric are left to the run's own report at that relative address, and
+    the section keeps the claims with their figures, the tables and the exhibits."""
     info = store.info()
     arms: dict[str, Series] = {name: store.metrics(name) for name, _ in store.arms()}
     statuses = {name: store.current(status) for name, status in store.arms()}
@@ -121,7 +140,13 @@ def run_section(store: RunStore, claims: Sequence[Claim], heading: str, anchor: 
         held = {name: carried(measured, name) for name in arms}
         parts.append(_claim_figures(held, claims, anchor))
     parts.append(_final_table(arms, statuses))
-    parts.append(_metric_figures(store, arms))
+    if figures_at is None:
+        parts.append(_metric_figures(store, arms))
+    else:
+        parts.append(
+            f"<p class='meta'>Every metric's figure: <a href='{html.escape(figures_at)}'>"
+            "the run's own report</a>.</p>"
+        )
     parts.append(exhibits_section(store))
     parts.append(_decisions_table(decisions))
     parts.append(_events_table(store))
@@ -209,10 +234,11 @@ def _claims_table(claims: Sequence[Claim], anchor: str) -> str:
     rows = "".join(
         f"<tr id='{anchor}-claim-{i}'><td class='text'>{html.escape(c.text)}</td>"
         f"<td class='text'>{html.escape(c.measured)}</td>"
-        f"<td class='{_CSS_CLASS[c.holds]}'>{c.verdict}</td></tr>"
+        f"<td class='verdict {_CSS_CLASS[c.holds]}'>{c.verdict}</td></tr>"
         for i, c in enumerate(claims)
     )
-    table = f"<table><tr><th>claim</th><th>measured</th><th>verdict</th></tr>{rows}</table>"
+    header = "<tr><th>claim</th><th>measured</th><th class='verdict'>verdict</th></tr>"
+    table = f"<table>{header}{rows}</table>"
     return f"<div class='scroll'>{table}</div>"
 
 
