@@ -14,6 +14,7 @@ DOMAINS = {
     "constitutional",
     "oversight",
     "hacking",
+    "failures",
 }
 
 

@@ -76,6 +76,27 @@ TINY: dict[str, dict[str, Any]] = {
         "train": {"seed_steps": 10, "min_steps": 5, "max_steps": 5, "batch_size": 8},
     },
     "hacking.gridworld": {"world": "lagoon", "learners": 2, "episodes": 3},
+    "failures.shift": {
+        "num_seeds": 2,
+        "real_examples": 100,
+        "examples_per_generation": 100,
+        "test_examples": 50,
+        "traffic_examples": 50,
+        "train": {"features": 1024, "epochs": 2, "initial_epochs": 2},
+        "arms": [{"real_share": 0.3, "noise": True}],
+    },
+    "failures.forgetting": {
+        "num_seeds": 2,
+        "old_examples": 100,
+        "new_examples": 20,
+        "test_examples": 50,
+        "traffic_examples": 50,
+        "train": {"features": 1024, "epochs": 2, "initial_epochs": 2},
+        "arms": [{"replay_share": 0.2}],
+    },
+    "failures.urn": {"num_seeds": 8, "monitor_after": 0},
+    "failures.self_labelling": {"num_seeds": 4, "initial_labels": 50},
+    "failures.facts": {"num_seeds": 1, "entities": 20, "planted_errors": 2, "steps": 20},
 }
 
 

@@ -6,6 +6,7 @@ Adding a loop is one method file with its `EXPERIMENT` record plus one line in `
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from selfimprove.core.records import Claim
 from selfimprove.core.snapshot import SnapshotError, TensorCodec
 from selfimprove.core.store import RunInfo, RunStore
 from selfimprove.distill import distill, lm
+from selfimprove.failures import facts, forgetting, labelling, shift, urn
 from selfimprove.games import alphazero
 from selfimprove.hacking import hacking
 from selfimprove.models.tensors import TORCH_TENSORS
@@ -44,6 +46,11 @@ EXPERIMENTS: tuple[Experiment[Any], ...] = (
     star.EXPERIMENT,
     synthesis.EXPERIMENT,
     hacking.EXPERIMENT,
+    urn.EXPERIMENT,
+    labelling.EXPERIMENT,
+    shift.EXPERIMENT,
+    forgetting.EXPERIMENT,
+    facts.EXPERIMENT,
 )
 KINDS: dict[str, Experiment[Any]] = {e.kind: e for e in EXPERIMENTS}
 CODECS: tuple[TensorCodec, ...] = (TORCH_TENSORS,)
@@ -96,6 +103,9 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
         if isinstance(error, ConfigError):
             raise
         raise ConfigError(f"{config.kind}: these settings cannot be built: {error}") from None
+    names = [arm.name for arm in arms]
+    if len(set(names)) != len(names):  # the store, the report and the claims key arms by name
+        raise ConfigError(f"arms: each arm needs its own name, got {names}")
     if config.review is None or experiment.review is None:
         return arms
     needs_truth = config.review.reviewers or config.review.gold_share > 0
@@ -138,7 +148,23 @@ def start_run(
     store = RunStore.create(
         runs_dir, config.kind, config.model_dump(mode="json"), config.seed, __version__
     )
-    return _drive(config, store, lambda: arms, progress, stop_after)
+    try:
+        return _drive(config, store, lambda: arms, progress, stop_after)
+    except ConfigError:  # found at generation 0 (an alarm on a metric the loop never reports)
+        _remove_if_empty(store.run_dir)
+        raise
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove a run that a config error stopped before it committed any generation (a later
+    arm's error leaves the arms that finished, and their folder, as they are)."""
+    store = RunStore.open(run_dir)
+    try:
+        committed = any(store.metrics(name) for name, _ in store.arms())
+    finally:
+        store.close()
+    if not committed:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def resume_run(

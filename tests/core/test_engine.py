@@ -168,6 +168,16 @@ def test_alarm_on_a_metric_the_experiment_does_not_report(tmp_path: Path) -> Non
     alarm = {"metric": "collapse/sigmaa", "below": 1.0, "action": "halt"}
     with pytest.raises(ConfigError, match="unknown metric 'collapse/sigmaa'"):
         start_run(config(alarms=[alarm]), tmp_path)
+    assert not list(tmp_path.iterdir())  # the run it refused left no folder behind
+
+
+def test_arms_with_the_same_name_are_refused_before_a_run_exists(tmp_path: Path) -> None:
+    from selfimprove.experiments import load_config
+
+    twice = "arms=[{rates: [0.3, 0.2]}, {rates: [0.3, 0.2]}]"
+    with pytest.raises(ConfigError, match="each arm needs its own name"):
+        start_run(load_config("failures/urn", [twice]), tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_guarded_recipe_holds_the_line_then_halts(tmp_path: Path) -> None:

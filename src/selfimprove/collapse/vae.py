@@ -264,8 +264,14 @@ class EvaluateVae:
             "monitor/density": float(density[0]),
             "monitor/coverage": float(coverage[0]),
             "monitor/class_entropy": float(-(nonzero * np.log(nonzero)).sum()),
+            "monitor/class_share_gap": float(monitors.share_gap(shares, self._real_shares)),
         } | {f"class/share_of_digit_{d}": float(shares[d]) for d in range(10)}
         return Evaluation(metrics, {"grid": grid_exhibit(images[:40])})
+
+    @property
+    def _real_shares(self) -> np.ndarray:
+        """Each digit's share of the real training images (the rare digit's is small)."""
+        return np.bincount(self.family.train_labels, minlength=10) / self.family.train_labels.size
 
 
 def mnist(config: VaeConfig, rng: np.random.Generator) -> Mnist:

@@ -96,7 +96,8 @@ class Pipeline(Generic[M, S, K]):
     max_revisions: int = 1
     """Rounds of `revise -> verify` per generation (each round sees every stamped sample)."""
     history_window: int | None = None
-    """History holds generation 0's kept data and this many most recent kept (None: all)."""
+    """History holds generation 0's kept data and this many most recent kept (None: all; 0
+    keeps the newest too, as 1 does: curate always sees what was kept last)."""
     summarize: Callable[[K], Metrics] = no_summary
     """Metrics of the kept data itself (kept fraction, ...), stored beside `evaluate`'s."""
     review: Review | None = None

@@ -64,6 +64,15 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return 0.5 * (_kl(p, m) + _kl(q, m))
 
 
+def share_gap(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Total variation between two label (or class) distributions `[..., C] -> [...]`: the
+    bias monitor of feedback loops (Taori & Hashimoto's |P(pred = c) - P(y = c)| summed over
+    classes and halved; for two classes, the gap in one class's share). `p` is what the loop
+    feeds itself (its own labels, its allocation), `q` what it should match (a human-labelled
+    sample, an unbiased estimate, the real data's shares)."""
+    return 0.5 * np.abs(np.asarray(p, dtype=float) - np.asarray(q, dtype=float)).sum(axis=-1)
+
+
 def _kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     safe_p = np.where(p > 0, p, 1.0)
     safe_q = np.where(p > 0, q, 1.0)

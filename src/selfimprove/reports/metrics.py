@@ -488,6 +488,154 @@ _ENTRIES = (
         "Share of problems kept through rationalization (STaR's revise stage).",
         share=True,
     ),
+    # bias amplification (failures/urn.py, failures/labelling.py): feedback loops
+    _entry(
+        "feedback/share",
+        "Region A's share of the urn",
+        "share of discoveries in region A",
+        "Where tomorrow's patrol goes: region A's share of the incidents put back in the urn "
+        "(dashed: the true share of incidents).",
+        share=True,
+    ),
+    _entry(
+        "feedback/share_sd",
+        "Spread of the share across runs",
+        "standard deviation over runs",
+        "How differently identical runs end: a uniform share on [0, 1] has 0.29.",
+    ),
+    _entry(
+        "feedback/share_error",
+        "Error of the share (mean over runs)",
+        "|share - true share|",
+        "How far each run's urn is from the true share of incidents; needs the truth.",
+    ),
+    _entry(
+        "feedback/runaway_share",
+        "Runs that ran away",
+        "share of runs",
+        "Runs whose share of region A is above the recipe's runaway share (0.9).",
+        share=True,
+    ),
+    _entry(
+        "monitor/ipw_gap",
+        "Monitor: urn share against its inverse-propensity estimate (median over runs)",
+        "|share - IPW share|",
+        "Needs no truth: every discovery weighted by 1 / P(patrol was there) estimates each "
+        "region's rate without the loop's bias; a gap says the loop feeds on itself.",
+    ),
+    _entry(
+        "feedback/bias",
+        "Bias |P(pred = 1) - P(y = 1)|",
+        "bias (dashed: the paper's bound)",
+        "Taori & Hashimoto's bias of the classifier's predictions, exact from the fitted "
+        "threshold and the world's distribution; needs the answer key.",
+    ),
+    _entry(
+        "feedback/predicted_share",
+        "Predicted share of class 1 (median over seeds)",
+        "P(pred = 1)",
+        "How often the classifier predicts the majority class (the world's share is 0.7).",
+        share=True,
+    ),
+    _entry(
+        "feedback/model_label_share",
+        "Class 1 in the model's own labels (median over seeds)",
+        "share of model labels",
+        "The share of the round's model-labelled inputs that the model called class 1.",
+        share=True,
+    ),
+    _entry(
+        "monitor/label_share_gap",
+        "Monitor: model labels' class share against the round's human labels (median)",
+        "|model share - human share|",
+        "Needs no answer key: the round's human labels are a fair sample of the world; a "
+        "model whose own labels drift from them is amplifying its bias.",
+    ),
+    _entry(
+        "monitor/class_share_gap",
+        "Monitor: class shares against the real data's",
+        "total variation of class shares",
+        "Half the summed gaps between each class's share in the model's samples (as the "
+        "fixed classifier sees them) and in the real training data: the feedback loops' "
+        "bias monitor (core.monitors.share_gap) on a generative loop.",
+    ),
+    # error amplification (failures/facts.py)
+    _entry(
+        "facts/error_rate",
+        "Wrong capitals",
+        "share of entities",
+        "The model's greedy answer for every entity against the knowledge base (the truth).",
+        share=True,
+    ),
+    _entry(
+        "facts/planted_wrong",
+        "Planted errors still wrong",
+        "share of planted errors",
+        "Entities whose generation-0 statement was a planted wrong capital and whose answer "
+        "is still wrong (the planted capital or another).",
+        share=True,
+    ),
+    _entry(
+        "facts/planted_persisting",
+        "Planted errors persisting",
+        "share of planted errors",
+        "Entities whose answer is still the very wrong capital planted in generation 0.",
+        share=True,
+    ),
+    _entry(
+        "facts/new_errors",
+        "New errors",
+        "share of entities",
+        "Entities the model answers wrong that generation 0 answered right.",
+        share=True,
+    ),
+    _entry(
+        r"facts/confidence_(?P<which>wrong|right)",
+        "Confidence on {which} answers",
+        "probability of the answer",
+        "The model's probability of its greedy answer, averaged over the {which} ones "
+        "(all replicates pooled).",
+        share=True,
+    ),
+    _entry(
+        "facts/drift",
+        "Monitor: answers changed since generation 0",
+        "share of entities",
+        "Needs no answer key: entities whose greedy answer differs from generation 0's (the "
+        "model trained on real statements).",
+        share=True,
+    ),
+    _entry(
+        "facts/churn",
+        "Answers changed since the last generation",
+        "share of entities",
+        "Needs no answer key: entities whose greedy answer differs from the incumbent's.",
+        share=True,
+    ),
+    _entry(
+        "kept/wrong_statements",
+        "Wrong statements in the training data",
+        "share of kept statements",
+        "Kept statements whose capital is not the knowledge base's (measured, not filtered).",
+        share=True,
+    ),
+    _entry(
+        "kept/off_mode_statements",
+        "Monitor: statements off their writer's own answer",
+        "share of kept statements",
+        "Needs no answer key: kept statements whose capital is not the greedy answer of the "
+        "model that wrote them. Sampled at temperature 1, some always are, so it is above 0 "
+        "whenever sampled statements reach training unchecked: it tells whether a verifier "
+        "was on, not how wrong the model is.",
+        share=True,
+    ),
+    _entry(
+        "kept/real_statements",
+        "Knowledge-base statements in the training data",
+        "share of kept statements",
+        "Kept statements taken from the knowledge base (corrections and the real share).",
+        share=True,
+    ),
     # reward hacking (hacking/): the learners' greedy policies, scored by the proxy and the intent
     _entry(
         "hacking/observed_return",
@@ -597,6 +745,107 @@ _ENTRIES = (
         "share of reviewed items",
         "Accepted or edited among the reviewed items of the generation (audit and priority: "
         "among the random share alone).",
+        share=True,
+    ),
+    # distribution shift and forgetting (failures/shift.py, failures/forgetting.py): an intent
+    # classifier measured on held-out requests; monitors that need no labels
+    _entry(
+        "eval/clean_accuracy",
+        "Accuracy on clean held-out requests",
+        "share of requests",
+        "Intent accuracy on canonical requests the grammar held out (what synthetic data "
+        "looks like).",
+        share=True,
+    ),
+    _entry(
+        "eval/messy_accuracy",
+        "Accuracy on messy held-out requests (real users)",
+        "share of requests",
+        "Intent accuracy on held-out requests as real users type them, every one messy: "
+        "informal phrasings, slang, typos, odd case.",
+        share=True,
+    ),
+    _entry(
+        "eval/rare_accuracy",
+        "Accuracy on the rare intents",
+        "share of requests",
+        "Intent accuracy on held-out real users' requests for the three rare intents (about "
+        "1% of traffic each).",
+        share=True,
+    ),
+    _entry(
+        "eval/old_task_accuracy",
+        "Accuracy on the old task",
+        "share of requests",
+        "Intent accuracy on held-out requests for the intents learned at generation 0.",
+        share=True,
+    ),
+    _entry(
+        "eval/new_task_accuracy",
+        "Accuracy on the new task",
+        "share of requests",
+        "Intent accuracy on held-out requests for the intents fine-tuned on since.",
+        share=True,
+    ),
+    _entry(
+        "monitor/unsure_share",
+        "Monitor: logged requests the model is unsure of",
+        "share of logged requests",
+        "Needs no labels: the share of a fixed sample of real traffic on which no intent gets "
+        "probability 0.5 or more.",
+        share=True,
+    ),
+    _entry(
+        "monitor/ngram_js",
+        "Monitor: training data against logged traffic (character 3-grams)",
+        "Jensen-Shannon divergence (nats)",
+        "Needs no labels: how far the kept data's character 3-gram distribution is from a "
+        "sample of real traffic's.",
+    ),
+    _entry(
+        "monitor/word_coverage",
+        "Monitor: logged words the training data contains",
+        "share of logged words",
+        "Needs no labels: the share of the words of a real traffic sample (with repeats) "
+        "that occur in the kept data.",
+        share=True,
+    ),
+    _entry(
+        "monitor/old_task_share",
+        "Monitor: logged requests routed to the old task",
+        "share of logged requests",
+        "Needs no labels: the share of mixed traffic (half of it old-task requests) the model "
+        "sends to an old-task intent.",
+        share=True,
+    ),
+    _entry(
+        "kept/rare_share",
+        "Kept requests labelled with a rare intent",
+        "share of kept requests",
+        "Needs no true labels: the share of the training data whose label is one of the rare "
+        "intents (real traffic: about 3%).",
+        share=True,
+    ),
+    _entry(
+        "kept/real_share",
+        "Real requests in the training data",
+        "share of kept requests",
+        "The share of the kept training data that is real users' requests.",
+        share=True,
+    ),
+    _entry(
+        "kept/label_error",
+        "Wrong self-labels in the training data",
+        "share of kept synthetic requests",
+        "Kept synthetic requests whose label is not the intent they were written for (the "
+        "truth, read for the report only).",
+        share=True,
+    ),
+    _entry(
+        "kept/replay_share",
+        "Replayed old-task requests in the training data",
+        "share of kept requests",
+        "The share of the training set drawn from generation 0's stored old-task requests.",
         share=True,
     ),
     _entry(
