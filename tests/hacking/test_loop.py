@@ -144,8 +144,9 @@ def test_the_reviewers_truth_and_view() -> None:
 def test_a_budget_without_reviewers_is_refused() -> None:
     with pytest.raises(ConfigError, match="need a `review:` section"):
         parse_config(small(review=None), "test")
-    with pytest.raises(ConfigError, match="own name"):
-        parse_config(small(arms=[{"budget": 0.1}, {"budget": 0.1}]), "test")
+    twice = parse_config(small(arms=[{"budget": 0.1}, {"budget": 0.1}]), "test")
+    with pytest.raises(ConfigError, match="own name"):  # refused for every loop, before a run
+        build_arms(twice)
 
 
 def test_review_lifts_hidden_performance_in_a_short_boat_race(tmp_path: Path) -> None:
