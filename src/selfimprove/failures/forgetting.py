@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.config import ConfigModel
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment, Measured, carried, column, newest, trace
 from selfimprove.core.gates import build_gate
@@ -35,9 +35,8 @@ from selfimprove.core.records import Claim, ClaimPlot, Metrics, Sample
 from selfimprove.core.seeding import stage_rng
 from selfimprove.core.stages import unverified
 from selfimprove.failures import commands
-from selfimprove.failures.classifier import Classifier, TrainSettings, blank, probs
+from selfimprove.failures.classifier import Classifier, blank, probs
 from selfimprove.failures.monitoring import Damage, monitor_claims
-from selfimprove.failures.noise import NoiseModel
 from selfimprove.failures.requests import (
     NO_GATE,
     PER_REQUEST,
@@ -47,6 +46,7 @@ from selfimprove.failures.requests import (
     Requests,
     Setup,
     Traffic,
+    UsersLoopConfig,
     fit_kept,
     labelled,
     real_sample,
@@ -89,17 +89,12 @@ class ReplayArm(ConfigModel):
         return self.name or (f"replay-{self.replay_share:g}" if self.replay_share else "no-replay")
 
 
-class ForgettingConfig(LoopConfig):
+class ForgettingConfig(UsersLoopConfig):
     """Catastrophic forgetting: fine-tuning on a new task alone loses the old; replay keeps it."""
 
     kind: Literal["failures.forgetting"] = Field(
         "failures.forgetting", description="which experiment this recipe runs"
     )
-    generations: int = Field(10, ge=0, description="generations after generation 0")
-    checkpoint_every: int = Field(
-        0, ge=0, description="snapshot every N generations (0: a resume replays, in seconds)"
-    )
-    num_seeds: int = Field(5, ge=1, le=100, description="independent replicates per arm")
     old_task: tuple[str, ...] = Field(
         OLD_TASK, min_length=1, description="the old task's intents; the new task is the rest"
     )
@@ -118,11 +113,6 @@ class ForgettingConfig(LoopConfig):
     traffic_old_share: float = Field(
         0.5, ge=0, le=1, description="share of logged traffic asking for old-task intents"
     )
-    informal_share: float = Field(
-        0.4, ge=0, le=1, description="share of real users' requests phrased informally"
-    )
-    users: NoiseModel = Field(NoiseModel(), description="how real users type")
-    train: TrainSettings = Field(TrainSettings(), description="the classifier's fitting")
     arms: tuple[ReplayArm, ...] = Field(
         (ReplayArm(),), min_length=1, description="replay shares run side by side"
     )

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
+from pydantic import Field
 from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
 
 from selfimprove.core import monitors
+from selfimprove.core.config import LoopConfig
 from selfimprove.core.records import Metrics, Provenance, Sample
 from selfimprove.core.snapshot import TRANSIENT
 from selfimprove.failures import commands
@@ -33,6 +35,22 @@ NO_GATE = "no gate: the study measures the loop without one (alarms may guard it
 C = TypeVar("C")
 A = TypeVar("A")
 P = TypeVar("P")
+
+
+class UsersLoopConfig(LoopConfig):
+    """What the shift and forgetting loops share: replicates, how real users write, and how
+    the classifier is fitted."""
+
+    generations: int = Field(10, ge=0, description="generations after generation 0")
+    checkpoint_every: int = Field(
+        0, ge=0, description="snapshot every N generations (0: a resume replays, in seconds)"
+    )
+    num_seeds: int = Field(5, ge=1, le=100, description="independent replicates per arm")
+    informal_share: float = Field(
+        0.4, ge=0, le=1, description="share of real users' requests phrased informally"
+    )
+    users: NoiseModel = Field(NoiseModel(), description="how real users type")
+    train: TrainSettings = Field(TrainSettings(), description="the classifier's fitting")
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,16 +113,6 @@ class Setup(Generic[C, A, P]):
     probes: P
 
 
-class Population(Protocol):
-    """How a loop's real users ask (both loops' configs say it the same way)."""
-
-    @property
-    def informal_share(self) -> float: ...
-
-    @property
-    def users(self) -> NoiseModel: ...
-
-
 def labelled(texts: Sequence[Sequence[str]], intents: Sequence[np.ndarray]) -> Requests:
     """Requests with their true labels (real data)."""
     return Requests(
@@ -116,7 +124,7 @@ def labelled(texts: Sequence[Sequence[str]], intents: Sequence[np.ndarray]) -> R
 
 
 def user_requests(
-    population: Population,
+    population: UsersLoopConfig,
     intents: np.ndarray,
     test: bool,
     rng: np.random.Generator,

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from selfimprove.core.config import ConfigModel, LoopConfig
+from selfimprove.core.config import ConfigModel
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
@@ -35,8 +35,8 @@ from selfimprove.core.records import Evaluation, Metrics, Sample
 from selfimprove.core.seeding import stage_rng
 from selfimprove.core.stages import unverified
 from selfimprove.failures import commands
-from selfimprove.failures.classifier import Classifier, TrainSettings, blank, featurize, probs
-from selfimprove.failures.noise import NoiseModel, corrupt
+from selfimprove.failures.classifier import Classifier, blank, featurize, probs
+from selfimprove.failures.noise import corrupt
 from selfimprove.failures.requests import (
     NGRAM_BUCKETS,
     NO_GATE,
@@ -47,6 +47,7 @@ from selfimprove.failures.requests import (
     Requests,
     Setup,
     Traffic,
+    UsersLoopConfig,
     fit_kept,
     joined,
     labelled,
@@ -113,17 +114,12 @@ class ShiftArm(ConfigModel):
         return "+".join(parts) or "synthetic"
 
 
-class ShiftConfig(LoopConfig):
+class ShiftConfig(UsersLoopConfig):
     """Distribution shift: self-labelled clean synthetic data loses the real users' messy tail."""
 
     kind: Literal["failures.shift"] = Field(
         "failures.shift", description="which experiment this recipe runs"
     )
-    generations: int = Field(10, ge=0, description="generations after generation 0")
-    checkpoint_every: int = Field(
-        0, ge=0, description="snapshot every N generations (0: a resume replays, in seconds)"
-    )
-    num_seeds: int = Field(5, ge=1, le=100, description="independent replicates per arm")
     real_examples: int = Field(
         1500, ge=10, le=100_000, description="generation 0's real requests per seed"
     )
@@ -136,11 +132,6 @@ class ShiftConfig(LoopConfig):
     traffic_examples: int = Field(
         1000, ge=10, le=100_000, description="logged, unlabelled real requests the monitors read"
     )
-    informal_share: float = Field(
-        0.4, ge=0, le=1, description="share of real users' requests phrased informally"
-    )
-    users: NoiseModel = Field(NoiseModel(), description="how real users type")
-    train: TrainSettings = Field(TrainSettings(), description="the classifier's fitting")
     unsure_below: float = Field(
         0.5,
         gt=0,
