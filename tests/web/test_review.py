@@ -156,3 +156,27 @@ def test_model_text_is_shown_as_text_never_run(
     expect(page.locator("#updated")).not_to_have_text(drawn)  # a refresh drew the table again
     assert page.evaluate("typeof window.__pwned") == "undefined"
     expect(page.get_by_text(f"arm {IMAGE}").first).to_be_visible()
+
+
+def test_an_item_without_an_editable_field_offers_no_edit(
+    runs: Path, server: tuple[str, str], page: Page
+) -> None:
+    run_dir = make_run(runs, arms=("unreviewed",))
+    episode = Item.new(
+        "episode",
+        "unreviewed",
+        1,
+        {"moves": "rlrlrlrl", "visits": "#####"},
+        provenance={"source": "synthetic", "model": "generation-0"},
+    )
+    queue_items(run_dir, [episode])
+    base, _ = server
+    page.goto(f"{base}/runs/{run_dir.name}/review")
+    expect(page.locator("#item")).to_have_attribute("data-item", episode.id)
+    edit = page.locator("button[data-key='e']")
+    expect(edit).to_be_disabled()
+    expect(edit).to_have_attribute("title", "this item has no editable field")
+    expect(page.locator("#item textarea")).to_have_count(0)
+    page.keyboard.press("e")  # the key says why instead of opening an editor
+    expect(page.locator("#error")).to_have_text("this item has no editable field")
+    expect(page.locator("button[data-key='a']")).to_be_enabled()
