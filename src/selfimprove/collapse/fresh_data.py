@@ -21,7 +21,6 @@ from selfimprove.collapse.study import (
     CollapseConfig,
     PolicyArm,
     policy_pipeline,
-    spread_summary,
     study_gate,
 )
 from selfimprove.core import monitors
@@ -29,6 +28,7 @@ from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.policies import Kept
 from selfimprove.core.records import Batch, Claim, ClaimPlot, Metrics
+from selfimprove.core.summaries import spread_summary
 
 
 class FreshDataArm(PolicyArm):

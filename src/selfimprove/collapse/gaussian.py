@@ -23,12 +23,12 @@ from selfimprove.collapse.study import (
     PolicyArm,
     policy_pipeline,
     sample_monitors,
-    spread_summary,
     study_gate,
 )
 from selfimprove.core.engine import Arm
 from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.records import Batch, Claim, ClaimPlot, Metrics
+from selfimprove.core.summaries import spread_summary
 
 Fit = Literal["mle", "unbiased"]
 _EDGES = np.concatenate([[-np.inf], np.linspace(-4.0, 4.0, 33), [np.inf]])

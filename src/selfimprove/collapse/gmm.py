@@ -22,13 +22,13 @@ from selfimprove.collapse.study import (
     PolicyArm,
     policy_pipeline,
     sample_monitors,
-    spread_summary,
     study_gate,
 )
 from selfimprove.core.engine import Arm
 from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.policies import concat
 from selfimprove.core.records import Batch, Claim, ClaimPlot, Metrics, Provenance
+from selfimprove.core.summaries import spread_summary
 
 _MIN_VARIANCE = 1e-12
 

@@ -23,12 +23,12 @@ from selfimprove.collapse.study import (
     CollapseConfig,
     PolicyArm,
     policy_pipeline,
-    spread_summary,
     study_gate,
 )
 from selfimprove.core.engine import Arm
 from selfimprove.core.experiment import Experiment, Measured, newest
 from selfimprove.core.records import Batch, Claim, ClaimPlot, Metrics
+from selfimprove.core.summaries import spread_summary
 
 
 class RegressionConfig(CollapseConfig):

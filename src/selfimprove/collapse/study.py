@@ -194,16 +194,6 @@ def policy_pipeline(
     )
 
 
-def spread_summary(prefix: str, values: np.ndarray) -> Metrics:
-    """Median and the 10th / 90th percentiles over seeds: single runs are heavy-tailed."""
-    q10, q50, q90 = np.percentile(values, [10, 50, 90])
-    return {
-        f"{prefix}_median": float(q50),
-        f"{prefix}_q10": float(q10),
-        f"{prefix}_q90": float(q90),
-    }
-
-
 def sample_monitors(
     generated: np.ndarray,
     reference: np.ndarray,

@@ -40,6 +40,7 @@ from selfimprove.core.gates import build_gate
 from selfimprove.core.policies import Kept
 from selfimprove.core.records import Batch, Claim, ClaimPlot, Metrics, Provenance
 from selfimprove.core.stages import unverified
+from selfimprove.core.summaries import spread_summary
 from selfimprove.failures.monitoring import Damage, monitor_claims
 
 Labels = Literal["argmax", "sample"]
@@ -264,15 +265,11 @@ class EvaluateBias:
     def __call__(self, model: Lda, generation: int, rng: np.random.Generator) -> Metrics:
         del rng
         values = bias(model, self.world)
-        q10, q50, q90 = np.percentile(values, [10, 50, 90])
         slope, _, threshold = model.rule()
         share = self.world.predicted_share(threshold, slope > 0)
         bound = bound_factor(generation, *self.sizes) * model.initial_bias
-        return {
+        return spread_summary("feedback/bias", values) | {
             "feedback/bias_mean": float(values.mean()),
-            "feedback/bias_median": float(q50),
-            "feedback/bias_q10": float(q10),
-            "feedback/bias_q90": float(q90),
             "feedback/predicted_share": float(np.median(share)),
             "analytic/feedback/bias_mean": float(bound.mean()),
         }

@@ -34,6 +34,7 @@ from selfimprove.core.gates import build_gate
 from selfimprove.core.policies import Kept
 from selfimprove.core.records import Batch, Claim, ClaimPlot, Evaluation
 from selfimprove.core.stages import unverified
+from selfimprove.core.summaries import spread_summary
 from selfimprove.failures.monitoring import Damage, monitor_claims
 
 Correction = Literal["none", "thinning"]
@@ -195,12 +196,8 @@ class EvaluateUrn:
     def __call__(self, model: Urn, generation: int, rng: np.random.Generator) -> Evaluation:
         del rng
         share = model.share
-        q10, q50, q90 = np.percentile(share, [10, 50, 90])
-        metrics = {
+        metrics = spread_summary("feedback/share", share) | {
             "feedback/share_mean": float(share.mean()),
-            "feedback/share_median": float(q50),
-            "feedback/share_q10": float(q10),
-            "feedback/share_q90": float(q90),
             "feedback/share_sd": float(share.std()),
             "feedback/share_error": float(np.abs(share - self.true_share).mean()),
             "feedback/runaway_share": float((share > self.runaway_share).mean()),
