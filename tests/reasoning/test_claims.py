@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from selfimprove.core.experiment import Measured
+from selfimprove.core.records import Claim
 from selfimprove.experiments import parse_config
 from selfimprove.reasoning.claims import star_claims
 from selfimprove.reasoning.star import StarConfig
@@ -45,3 +46,75 @@ def test_claims_read_the_model_carried_not_a_rejected_candidate() -> None:
     found = star_claims(config, Measured(table, {"star": {0: 1.0, 1: 2.0, 2: 3.0}}, decisions))
     assert found[1].holds and "at generation 2" in found[1].measured
     assert "95.7%" in found[1].measured  # generation 1's model, carried through generation 2
+
+
+def _shaped(
+    equal: float, unequal: float, wrong: float, coverage: tuple[float, float]
+) -> dict[str, float]:
+    m = {f"eval/accuracy_{d}_digits": 0.9 for d in (1, 2, 3)}
+    m |= {"eval/accuracy_trained_lengths": 0.9, "eval/accuracy_held_out": 0.88}
+    m |= {"eval/accuracy_equal": equal, "eval/accuracy_unequal": unequal}
+    m |= {
+        f"eval/{s}_{d}_digits": v
+        for d in (2, 3)
+        for s, v in (("equal", equal), ("unequal", unequal))
+    }
+    m |= {"eval/robust_carry_chain": equal, "eval/robust_one_digit_addend": unequal}
+    m |= {"eval/right_wrong_working_3_digits": wrong, "kept/size": 100.0}
+    m |= {"kept/coverage_equal": coverage[0], "kept/coverage_unequal": coverage[1]}
+    m |= {"kept/wrong_working_fraction": wrong, "train/tokens_total": 1e6}
+    return m
+
+
+def test_shape_and_faithfulness_claims_on_a_known_table() -> None:
+    config = parse_config(
+        {
+            "kind": "reasoning.star",
+            "train_digits": [1, 2, 3],
+            "arms": [
+                "star",
+                {"name": "star_balanced", "unequal_share": 0.5},
+                {"name": "star_working", "verifier": "working"},
+            ],
+        },
+        "test",
+    )
+    assert isinstance(config, StarConfig)
+    table = {
+        "star": {0: _shaped(0.5, 0.1, 0.3, (0.5, 0.1)), 1: _shaped(0.95, 0.2, 0.4, (0.9, 0.2))},
+        "star_balanced": {
+            0: _shaped(0.5, 0.3, 0.3, (0.5, 0.5)),
+            1: _shaped(0.94, 0.9, 0.2, (0.9, 0.8)),
+        },
+        "star_working": {
+            0: _shaped(0.5, 0.1, 0.0, (0.5, 0.1)),
+            1: _shaped(0.93, 0.2, 0.05, (0.9, 0.2)),
+        },
+    }
+    minutes = {arm: {0: 1.0, 1: 20.0} for arm in table}
+
+    def one(claims: list[Claim], words: str) -> Claim:
+        (claim,) = [c for c in claims if words in c.text]
+        return claim
+
+    found = star_claims(config, Measured(table, minutes, {}))
+    shape = one(found, "common shape")
+    assert shape.holds and "unequal 20.0% vs equal 95.0%" in shape.measured
+    monitor = one(found, "diversity monitor")
+    assert monitor.holds and "15.0% of unequal vs 70.0% of equal" in monitor.measured
+    cure = one(found, "star_balanced (seed set")
+    assert cure.holds and "20.0 CPU-minutes" in cure.measured  # 94 is within 2 of 95
+    robust = one(found, "trades no shape")
+    assert robust.holds and "one_digit_addend 90% (star 20%)" in robust.measured
+    faithful = one(found, "star_working (working check)")
+    assert faithful.holds and "5.0% (star 40.0%)" in faithful.measured
+    assert one(found, "the answer check keeps").holds
+    # the bars bite: equal accuracy 3 points down, too many wrong workings, too slow
+    table["star_balanced"][1] = _shaped(0.92, 0.9, 0.2, (0.9, 0.8))
+    table["star_working"][1] = _shaped(0.93, 0.2, 0.11, (0.9, 0.2))
+    again = star_claims(config, Measured(table, minutes, {}))
+    assert not one(again, "star_balanced (seed set").holds
+    assert not one(again, "star_working (working").holds
+    table["star_balanced"][1] = _shaped(0.94, 0.9, 0.2, (0.9, 0.8))
+    slow = {**minutes, "star_balanced": {0: 1.0, 1: 31.0}}
+    assert not one(star_claims(config, Measured(table, slow, {})), "star_balanced (seed").holds

@@ -10,18 +10,19 @@ import numpy as np
 import pytest
 import torch
 
+from selfimprove.core.config import ConfigError
 from selfimprove.core.engine import generate_and_verify
 from selfimprove.core.provenance import origin
 from selfimprove.core.store import RunStore
-from selfimprove.experiments import parse_config, resume_run, start_run
+from selfimprove.experiments import load_config, parse_config, resume_run, start_run
 from selfimprove.reasoning.star import (
     Attempt,
     Data,
     Kept,
     StarConfig,
+    Summarize,
     Trained,
     build_arms,
-    summarize,
 )
 from selfimprove.reasoning.tasks import answer_correct, working_correct
 
@@ -101,7 +102,8 @@ def test_star_keeps_only_right_answers_stored_without_the_hint(config: StarConfi
     assert any(a.rationalized for a in kept.attempts)
     assert kept.pool == len(first) and kept.first_try == len(first) - len(failed)
     wrong = sum(not working_correct(a.problem, a.completion) for a in kept.attempts)
-    stats = summarize(kept)
+    stats = Summarize(build_arms(config)[0].pipeline.generate.pool, True)(kept)
+    assert stats["kept/size"] == len(kept.attempts)
     assert stats["kept/fraction"] == len(kept.attempts) / kept.pool
     assert stats["kept/wrong_working_fraction"] == wrong / len(kept.attempts)
     assert stats["kept/first_try_fraction"] + stats["kept/rationalized_fraction"] == pytest.approx(
@@ -169,3 +171,60 @@ def test_the_review_monitor_never_flags_gold_working_and_names_the_flaw() -> Non
     assert not REVIEW.truth(misread)
     assert REVIEW.view(misread) == {"prompt": "478+56\n", "completion": misread.completion}
     assert REVIEW.edit(misread, {"completion": p.rationale()}).completion == p.rationale()
+
+
+def test_held_out_sets_are_disjoint_from_everything_any_arm_trains_on() -> None:
+    """At the shapes recipe's full sizes: every held-out set (the task's draw for the lengths
+    in the headline, the sets by shape, the robustness sets, validation) shares no sum with
+    any arm's seed set or pool; 1-digit sums (100 exist) cannot be held out and are reported
+    apart; the baseline's sets are exactly those of the recipe without shape sets."""
+    config = load_config("reasoning/star_shapes")
+    assert isinstance(config, StarConfig)
+    data = Data.of(config)
+    key = lambda problems: {(p.a, p.b) for p in problems}  # noqa: E731
+    trained = key(data.seed) | key(data.pool)
+    for seed, pool in data.balanced.values():
+        trained |= key(seed) | key(pool)
+    assert len(data.balanced) == 1 and len(trained) > 3500
+    assert data.held_out_lengths == (2, 3, 4, 5, 6)  # 1 digit is left out of the headline
+    assert key(data.held_out[1]) <= trained  # ...because every 1-digit sum is trained on
+    held = [data.held_out[d] for d in data.held_out_lengths]
+    held += [*data.shapes.values(), *data.robust.values(), data.validation]
+    for problems in held:
+        assert problems and not key(problems) & trained
+    assert len(data.shapes) == 8 and all(len(s) == 100 for s in data.shapes.values())
+    assert all(p.equal_lengths for p in data.shapes[(4, "equal")])
+    assert not any(p.equal_lengths for p in data.shapes[(4, "unequal")])
+    plain = Data.of(load_config("reasoning/star"))
+    assert (plain.seed, plain.pool, plain.held_out, plain.validation) == (
+        data.seed,
+        data.pool,
+        data.held_out,
+        data.validation,
+    )
+    seed, pool = data.balanced[0.5]
+    assert 0.35 < np.mean([not p.equal_lengths for p in pool]) < 0.45  # 1-digit sums: equal
+    assert len(seed) == len(data.seed) and len(pool) == len(data.pool)
+
+
+def test_arms_name_a_method_a_verifier_and_a_draw() -> None:
+    config = parse_config(
+        {
+            **TINY,
+            "arms": ["star", {"name": "cured", "unequal_share": 0.5, "verifier": "consistent"}],
+        },
+        "test",
+    )
+    assert isinstance(config, StarConfig)
+    arms = build_arms(config)
+    assert [a.name for a in arms] == ["star", "cured"]
+    assert arms[1].pipeline.verify.checker == "consistent"
+    assert arms[1].pipeline.generate.pool == Data.of(config).balanced[0.5][1]
+    bad = [
+        {"arms": [{"name": "d", "method": "direct", "verifier": "working"}]},
+        {"operation": "mul1", "arms": [{"name": "s", "unequal_share": 0.5}]},
+        {"arms": [{"name": "s", "unequal_share": 1.5}]},
+    ]
+    for change in bad:
+        with pytest.raises(ConfigError):
+            parse_config({**TINY, **change}, "test")

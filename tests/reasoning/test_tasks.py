@@ -9,6 +9,8 @@ import pytest
 from selfimprove.reasoning.tasks import (
     Problem,
     answer_correct,
+    answer_from_working,
+    consistent_correct,
     final_answer,
     random_problems,
     working_correct,
@@ -48,3 +50,26 @@ def test_right_answer_with_wrong_working_is_caught() -> None:
     assert not answer_correct(p, "9+7+0=16 6\n2+5+1=08 86")  # no answer line
     assert not answer_correct(p, ">086")
     assert answer_correct(p, p.direct()) and not working_correct(p, p.direct())
+
+
+def test_the_consistent_check_wants_the_answer_its_own_last_line_implies() -> None:
+    """`consistent_correct` sits between the two checkers: a miscopied last running total
+    (the typical right-answer-wrong-working of a trained model) fails it; a wrong digit in an
+    earlier line that the last line does not show passes it (only the whole-working check
+    sees that)."""
+    p = Problem(29, 57, "add")
+    gold = p.rationale()
+    assert answer_from_working(gold) == "86" and consistent_correct(p, gold)
+    assert answer_from_working(Problem(999, 1, "add").rationale()) == "1000"
+    assert answer_from_working(Problem(347, 6, "mul1").rationale()) == "2082"
+    miscopied = "9+7+0=16 6\n2+5+1=08 87\n>86"  # right answer, not read from the working
+    assert answer_correct(p, miscopied) and not consistent_correct(p, miscopied)
+    early = "9+7+0=15 6\n2+5+1=08 86\n>86"  # a wrong first line the last one hides
+    assert consistent_correct(p, early) and not working_correct(p, early)
+    assert not consistent_correct(p, ">86")  # no working: nothing to read the answer from
+    assert not consistent_correct(p, "9+7+0=16 6\n2+5+1=08 87\n>87")  # consistent, wrong
+
+
+def test_equal_lengths_is_the_operands_digit_count() -> None:
+    assert Problem(12, 34, "add").equal_lengths and Problem(3, 4, "add").equal_lengths
+    assert not Problem(12, 3, "add").equal_lengths and not Problem(5, 10000, "add").equal_lengths

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +16,36 @@ if TYPE_CHECKING:  # the method files import these claims for their Experiment r
     from selfimprove.reasoning.synthesis import SynthesisConfig
 
 ACCURACY = "eval/accuracy_trained_lengths"
+HELD_OUT = "eval/accuracy_held_out"
+UNEQUAL, EQUAL = "eval/accuracy_unequal", "eval/accuracy_equal"
+BASELINE = "star"  # the arm the shape and faithfulness claims compare against
+
+
+def _span(lengths: Sequence[int]) -> str:
+    """`2-5` for a run of lengths, else `1, 3`."""
+    ordered = sorted(lengths)
+    if len(ordered) > 1 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(map(str, ordered))
+
+
+def _headline(config: StarConfig, last: Metrics) -> tuple[str, str]:
+    """The headline metric and the lengths it averages: the trained lengths with held-out
+    sums never trained on (runs that predate it: every trained length)."""
+    if HELD_OUT not in last or math.isnan(last[HELD_OUT]):
+        return ACCURACY, f"the trained lengths {_span(config.train_digits)}"
+    from selfimprove.reasoning.star import Data  # star imports these claims
+
+    held = set(Data.of(config).held_out_lengths)
+    inside = [d for d in config.train_digits if d in held]
+    apart = [d for d in config.train_digits if d not in held]
+    text = f"the trained lengths {_span(inside)}"
+    if apart:
+        text += (
+            f" (length {_span(apart)} left out: every one of its sums is also trained on, so "
+            "none is held out)"
+        )
+    return HELD_OUT, text
 
 
 def _first_reaching(series: dict[int, Metrics], key: str, level: float) -> int | None:
@@ -32,24 +64,24 @@ def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
     if star:
         first, n = star[0], max(star)
         last = star[n]
+        headline, lengths = _headline(config, last)
         found.append(
             Claim(
                 "star: from the seed rationales alone the model starts low (< 50% held-out)",
-                f"{100 * first[ACCURACY]:.1f}% at generation 0",
-                first[ACCURACY] < 0.5,
+                f"{100 * first[headline]:.1f}% at generation 0",
+                first[headline] < 0.5,
             )
         )
         found.append(
             Claim(
-                f"star: held-out accuracy on the trained lengths {config.train_digits[0]}-"
-                f"{config.train_digits[-1]} rises above {100 * target:g}%",
-                f"{100 * last[ACCURACY]:.1f}% at generation {n}",
-                last[ACCURACY] > target,
-                ClaimPlot(ACCURACY, ("star",), (target, None)),
+                f"star: held-out accuracy on {lengths} rises above {100 * target:g}%",
+                f"{100 * last[headline]:.1f}% at generation {n}",
+                last[headline] > target,
+                ClaimPlot(headline, ("star",), (target, None)),
             )
         )
         clock = minutes.get("star", {})
-        reached = _first_reaching(star, ACCURACY, target + 1e-12)
+        reached = _first_reaching(star, headline, target + 1e-12)
         if clock:
             when = "never" if reached is None else f"generation {reached}, {clock[reached]:.1f} min"
             found.append(
@@ -66,11 +98,11 @@ def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
             found.append(
                 Claim(
                     "star beats direct fine-tuning on answers, given at least as many tokens",
-                    f"{100 * last[ACCURACY]:.1f}% ({last['train/tokens_total'] / 1e6:.1f}M tokens) "
-                    f"vs {100 * d[ACCURACY]:.1f}% ({d['train/tokens_total'] / 1e6:.1f}M tokens)",
-                    last[ACCURACY] > d[ACCURACY]
+                    f"{100 * last[headline]:.1f}% ({last['train/tokens_total'] / 1e6:.1f}M tokens)"
+                    f" vs {100 * d[headline]:.1f}% ({d['train/tokens_total'] / 1e6:.1f}M tokens)",
+                    last[headline] > d[headline]
                     and d["train/tokens_total"] >= last["train/tokens_total"],
-                    ClaimPlot(ACCURACY, ("star", "direct")),
+                    ClaimPlot(headline, ("star", "direct")),
                 )
             )
     plain = table.get("star_no_rationalization")
@@ -78,6 +110,160 @@ def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
         found.append(_one_by_one(config, plain, star))
     if config.review is not None and config.review.control:
         found.extend(_review_claims(config, measured))
+    found.extend(shape_claims(config, table, minutes))
+    found.extend(faithful_claims(config, table, minutes))
+    return found
+
+
+def _mean(series: dict[int, Metrics], key: str) -> float:
+    values = [v for v in column(series, key) if not math.isnan(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def shape_claims(
+    config: StarConfig, table: dict[str, dict[int, Metrics]], minutes: dict[str, dict[int, float]]
+) -> list[Claim]:
+    """Evaluation by shape: the baseline learns the common shape (equal operand lengths); the
+    diversity monitor sees it in the kept data without held-out answers; an arm whose
+    problems are drawn with more unequal sums (the cure) reaches the bar on unequal sums
+    without losing equal ones, within the time limit, and without losing a robustness set."""
+    lengths = _span(config.shape_lengths)
+    star = table.get(BASELINE)
+    if not star or UNEQUAL not in star[max(star)]:
+        return []
+    n = max(star)
+    base = star[n]
+    found = [
+        Claim(
+            f"{BASELINE}: trained on the task's own draw (about 10% of sums have operands of "
+            "unequal length), the model learns the common shape, not addition: held-out "
+            f"unequal-length sums over {lengths} digits trail equal-length ones by more than "
+            "10 points",
+            f"unequal {100 * base[UNEQUAL]:.1f}% vs equal {100 * base[EQUAL]:.1f}% at generation "
+            f"{n} (per length, unequal / equal: {_per_length(config, base)})",
+            base[EQUAL] - base[UNEQUAL] > 0.10,
+            ClaimPlot(UNEQUAL, (), None),
+        )
+    ]
+    covered, missed = _mean(star, "kept/coverage_equal"), _mean(star, "kept/coverage_unequal")
+    if not math.isnan(covered) and not math.isnan(missed):
+        found.append(
+            Claim(
+                f"{BASELINE}: the diversity monitor sees it without held-out answers: the kept "
+                "rationales cover a smaller share of the pool's unequal-length sums than of its "
+                "equal-length ones",
+                f"{100 * missed:.1f}% of unequal vs {100 * covered:.1f}% of equal sums kept "
+                "(mean over generations)",
+                missed < covered,
+                ClaimPlot("kept/coverage_unequal", (), None),
+            )
+        )
+    bar, tolerance = config.target_unequal_accuracy, config.equal_tolerance
+    for arm in config.arm_specs:
+        series = table.get(arm.name)
+        if arm.unequal_share is None or arm.name == BASELINE or not series:
+            continue
+        last = series[max(series)]
+        clock = minutes.get(arm.name, {})
+        spent = clock.get(max(series)) if clock else None
+        within = spent is not None and spent <= config.target_minutes
+        fell = base[EQUAL] - last[EQUAL]
+        found.append(
+            Claim(
+                f"{arm.name} (seed set and pool {100 * arm.unequal_share:g}% unequal sums): "
+                f"unequal-length accuracy over {lengths} digits reaches {100 * bar:g}% while "
+                f"equal-length accuracy falls by no more than {100 * tolerance:g} points from "
+                f"{BASELINE}'s, within {config.target_minutes:g} CPU-minutes",
+                f"unequal {100 * last[UNEQUAL]:.1f}% ({BASELINE} {100 * base[UNEQUAL]:.1f}%), "
+                f"equal {100 * last[EQUAL]:.1f}% ({BASELINE} {100 * base[EQUAL]:.1f}%) at "
+                f"generation {max(series)}; "
+                + (f"{spent:.1f} CPU-minutes" if spent is not None else "CPU time not recorded")
+                + f"; per length, unequal / equal: {_per_length(config, last)}",
+                last[UNEQUAL] >= bar and fell <= tolerance + 1e-12 and within,
+                ClaimPlot(UNEQUAL, (BASELINE, arm.name), (bar, None)),
+            )
+        )
+        robust = sorted(k for k in last if k.startswith("eval/robust_"))
+        worse = {k: base[k] - last[k] for k in robust if k in base}
+        found.append(
+            Claim(
+                f"{arm.name}: the cure trades no shape for another: on every robustness set "
+                f"it is within {100 * tolerance:g} points of {BASELINE} or better",
+                "; ".join(
+                    f"{k.removeprefix('eval/robust_')} {100 * last[k]:.0f}% "
+                    f"({BASELINE} {100 * base[k]:.0f}%)"
+                    for k in robust
+                ),
+                all(w <= tolerance + 1e-12 for w in worse.values()),
+            )
+        )
+    return found
+
+
+def _per_length(config: StarConfig, metrics: Metrics) -> str:
+    return ", ".join(
+        f"{d}: {100 * metrics[f'eval/unequal_{d}_digits']:.0f} / "
+        f"{100 * metrics[f'eval/equal_{d}_digits']:.0f}"
+        for d in config.shape_lengths
+        if f"eval/unequal_{d}_digits" in metrics
+    )
+
+
+def faithful_claims(
+    config: StarConfig, table: dict[str, dict[int, Metrics]], minutes: dict[str, dict[int, float]]
+) -> list[Claim]:
+    """Right answers with wrong working at the longest trained length, as a share of right
+    answers: the answer check lets them through (and its kept set fills with them); an arm
+    whose verifier reads the working keeps it under the bar, at a stated cost."""
+    longest = max(config.train_digits)
+    key = f"eval/right_wrong_working_{longest}_digits"
+    star = table.get(BASELINE)
+    if not star or key not in star[max(star)]:
+        return []
+    base = star[max(star)]
+    headline, _ = _headline(config, base)
+    bar = config.target_wrong_working
+    base_cpu = minutes.get(BASELINE, {}).get(max(star))
+    found = []
+    if config.verifier == "answer":
+        kept = column(star, WRONG)
+        found.append(
+            Claim(
+                f"{BASELINE}: the answer check keeps right answers reached by wrong working, and "
+                f"the model learns them: at {longest} digits more than {100 * bar:g}% of its "
+                "right answers have wrong working",
+                f"{100 * base[key]:.1f}% of right answers at generation {max(star)}; kept "
+                "rationales with wrong working: "
+                + " -> ".join(f"{100 * v:.0f}%" for v in kept[:: max(1, len(kept) // 6)])
+                + " (every few generations)",
+                base[key] > bar,
+                ClaimPlot(key, (), (None, bar)),
+            )
+        )
+    for arm in config.arm_specs:
+        series = table.get(arm.name)
+        verifier = arm.verifier or config.verifier
+        if arm.name == BASELINE or arm.method == "direct" or verifier == "answer" or not series:
+            continue
+        last = series[max(series)]
+        cpu = minutes.get(arm.name, {}).get(max(series))
+        cost = (
+            f"; {cpu:.1f} vs {base_cpu:.1f} CPU-minutes"
+            if cpu is not None and base_cpu is not None
+            else ""
+        )
+        found.append(
+            Claim(
+                f"{arm.name} ({verifier} check): right answers with wrong working at {longest} "
+                f"digits fall to {100 * bar:g}% of right answers or fewer",
+                f"{100 * last[key]:.1f}% ({BASELINE} {100 * base[key]:.1f}%); held-out accuracy "
+                f"{100 * last[headline]:.1f}% ({BASELINE} {100 * base[headline]:.1f}%), kept "
+                f"{_mean(series, 'kept/size'):.0f} rationales per generation ({BASELINE} "
+                f"{_mean(star, 'kept/size'):.0f}){cost}",
+                last[key] <= bar,
+                ClaimPlot(key, (BASELINE, arm.name), (None, bar)),
+            )
+        )
     return found
 
 
@@ -97,7 +283,7 @@ def _review_claims(config: StarConfig, measured: Measured) -> list[Claim]:
         else "review"
     )
     found = []
-    for arm in config.arms:
+    for arm in config.arm_names:
         control, reviewed = measured.metrics.get(f"{arm}-unreviewed"), measured.metrics.get(arm)
         if not control or not reviewed:
             continue

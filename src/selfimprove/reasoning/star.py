@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from selfimprove.core.config import GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline, no_summary
@@ -56,18 +57,56 @@ from selfimprove.reasoning.generation import (
     complete,
     text_example,
 )
+from selfimprove.reasoning.shapes import (
+    ROBUSTNESS,
+    SHAPES,
+    Shape,
+    balanced_problems,
+    coverage,
+    robustness_problems,
+    shape_of,
+    shaped_problems,
+)
 from selfimprove.reasoning.tasks import (
     ALPHABET,
     Operation,
     Problem,
     answer_correct,
+    consistent_correct,
     random_problems,
     working_correct,
 )
 
 ArmKind = Literal["star", "star_no_rationalization", "direct"]
-Checker = Literal["answer", "working"]
+Checker = Literal["answer", "working", "consistent"]
 TOKENIZER = CharTokenizer(ALPHABET)
+CHECKS = {"answer": answer_correct, "working": working_correct, "consistent": consistent_correct}
+
+
+class StarArm(BaseModel):
+    """One arm: a method, the verifier its rationales pass, and how its problems are drawn."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="the arm's name")
+    method: ArmKind = Field("star", description="star, star_no_rationalization, direct")
+    verifier: Checker | None = Field(
+        None,
+        description="answer: the final answer is right; working: every working line is right; "
+        "consistent: the right answer, read from the model's own last line; none: the recipe's",
+    )
+    unequal_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="draw the seed set and the pool with this share of unequal-length sums "
+        "(rare shapes generated on purpose); none: the task's own draw (about 10%)",
+    )
+
+    @model_validator(mode="after")
+    def _direct_has_no_rationales(self) -> StarArm:
+        if self.method == "direct" and self.verifier not in (None, "answer"):
+            raise ValueError("direct trains on gold answers: it has no working to verify")
+        return self
 
 
 class StarTrainConfig(SelfTrainConfig):
@@ -104,10 +143,17 @@ class StarConfig(LoopConfig):
         description="STaR arms keep a rationale when: answer: its final answer is right; "
         "working: every line of its working is right",
     )
-    arms: tuple[ArmKind, ...] = Field(
+    arms: tuple[ArmKind | StarArm, ...] = Field(
         ("star", "star_no_rationalization", "direct"),
         min_length=1,
-        description="star, star_no_rationalization, direct (answers only, no rationales)",
+        description="star, star_no_rationalization, direct (answers only, no rationales), or "
+        "{name, method, verifier, unequal_share}",
+    )
+    shape_eval_per_length: int = Field(
+        100,
+        ge=0,
+        description="held-out sums per trained length (2 digits and up) and shape (equal, "
+        "unequal operand lengths), and per robustness set; 0: none (addition only)",
     )
     model: GptShape = Field(GptShape(), description="the tiny GPT (context in characters)")
     train: StarTrainConfig = Field(StarTrainConfig(), description="fine-tuning settings")
@@ -122,6 +168,42 @@ class StarConfig(LoopConfig):
     target_minutes: float = Field(
         30, gt=0, description="the claim's time limit to reach it (one core; wall time)"
     )
+    target_unequal_accuracy: float = Field(
+        0.85, gt=0, le=1, description="the shape claim's bar for unequal-length accuracy"
+    )
+    equal_tolerance: float = Field(
+        0.02, ge=0, le=1, description="the shape claim: how far equal-length accuracy may fall"
+    )
+    target_wrong_working: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="the faithfulness claim's bar: right answers with wrong working at the "
+        "longest trained length, as a share of right answers",
+    )
+
+    @property
+    def arm_specs(self) -> tuple[StarArm, ...]:
+        return tuple(
+            StarArm(name=arm, method=arm) if isinstance(arm, str) else arm for arm in self.arms
+        )
+
+    @property
+    def arm_names(self) -> tuple[str, ...]:
+        return tuple(arm.name for arm in self.arm_specs)
+
+    @property
+    def shape_lengths(self) -> tuple[int, ...]:
+        """Trained lengths split by shape (sums of 2 digits and up)."""
+        if self.operation != "add" or not self.shape_eval_per_length:
+            return ()
+        return tuple(d for d in self.train_digits if d > 1)
+
+    @model_validator(mode="after")
+    def _shapes_are_sums(self) -> StarConfig:
+        if self.operation != "add" and any(a.unequal_share is not None for a in self.arm_specs):
+            raise ValueError("unequal_share: only sums have operands of unequal length")
+        return self
 
     @model_validator(mode="after")
     def _rationales_fit_the_context(self) -> StarConfig:
@@ -147,6 +229,10 @@ class StarConfig(LoopConfig):
         problems = per_length * len(self.train_digits) + self.eval_per_length * len(
             self.eval_digits
         )
+        draws = len({a.unequal_share for a in self.arm_specs})
+        problems += (draws - 1) * (self.seed_per_length + self.problems_per_length) * len(
+            self.train_digits
+        ) + self.shape_eval_per_length * (2 * len(self.shape_lengths) + len(ROBUSTNESS))
         return 2048 * 2 * problems
 
 
@@ -195,31 +281,77 @@ def _complete(
     return complete(TOKENIZER, lm, prompts, SamplingConfig(max_new_tokens=max_new), batch, rng)
 
 
+Draw = Callable[[int, int, np.random.Generator], Sequence[Problem]]
+"""(digits, count, rng) -> problems."""
+
+
+def _shaped(shape: Shape, digits: int, count: int, rng: np.random.Generator) -> list[Problem]:
+    return shaped_problems(digits, shape, count, rng)
+
+
+def _robust(
+    name: str, lengths: tuple[int, ...], digits: int, count: int, rng: np.random.Generator
+) -> list[Problem]:
+    del digits  # a robustness set spreads over every length split by shape
+    return robustness_problems(name, lengths, count, rng)
+
+
+def _fresh(
+    draw: Draw,
+    digits: int,
+    count: int,
+    seen: set[tuple[int, int]],
+    rng: np.random.Generator,
+    pad: bool = True,
+) -> tuple[Problem, ...]:
+    """Problems no earlier set has, while there are any left (1-digit sums run out); then,
+    with `pad`, repeats to make up the count (repeats of problems other sets have)."""
+    found: list[Problem] = []
+    for _ in range(20):
+        for p in draw(digits, count, rng):
+            if (p.a, p.b) not in seen and len(found) < count:
+                seen.add((p.a, p.b))
+                found.append(p)
+    extra = draw(digits, count - len(found), rng)  # drawn even unused: the stream as ever
+    return (*found, *(extra if pad else ()))
+
+
+def _keys(problems: Iterable[Problem]) -> set[tuple[int, int]]:
+    return {(p.a, p.b) for p in problems}
+
+
 @dataclass(frozen=True)
 class Data:
-    """The fixed problem sets of a run, drawn from its seed."""
+    """The fixed problem sets of a run, drawn from its seed. Every evaluation set is drawn
+    before the training sets that must avoid it; `held_out_lengths` are the evaluated lengths
+    none of whose held-out problems any arm trains on (1-digit sums: only 100 exist, so none
+    is held out and that length is reported apart)."""
 
-    seed: tuple[Problem, ...]
+    seed: tuple[Problem, ...]  # the task's own draw (arms without unequal_share)
     pool: tuple[Problem, ...]
     held_out: dict[int, tuple[Problem, ...]]
     validation: tuple[Problem, ...]  # trained lengths, for the gate
+    shapes: dict[tuple[int, Shape], tuple[Problem, ...]]  # held out, by (length, shape)
+    robust: dict[str, tuple[Problem, ...]]  # held out, by robustness set
+    balanced: dict[float, tuple[tuple[Problem, ...], tuple[Problem, ...]]]
+    """unequal_share -> (seed, pool) drawn with that share of unequal sums."""
+    held_out_lengths: tuple[int, ...]
+
+    def training(self, unequal_share: float | None) -> tuple[tuple[Problem, ...], ...]:
+        """(seed, pool) of an arm."""
+        return (self.seed, self.pool) if unequal_share is None else self.balanced[unequal_share]
 
     @classmethod
     def of(cls, config: StarConfig) -> Data:
+        # the first four sets are drawn as before the shape sets existed: same seed, same sets
         rng = stage_rng(config.seed, 0, "setup/problems")
         seen: set[tuple[int, int]] = set()
 
+        def task(digits: int, count: int, rng: np.random.Generator) -> list[Problem]:
+            return random_problems(config.operation, digits, count, rng)
+
         def fresh(digits: int, count: int, pad: bool = True) -> tuple[Problem, ...]:
-            """Problems no other set has, while there are any left (1-digit sums run out);
-            then, with `pad`, repeats to make up the count."""
-            found: list[Problem] = []
-            for _ in range(20):
-                for p in random_problems(config.operation, digits, count, rng):
-                    if (p.a, p.b) not in seen and len(found) < count:
-                        seen.add((p.a, p.b))
-                        found.append(p)
-            extra = random_problems(config.operation, digits, count - len(found), rng)
-            return (*found, *(extra if pad else ()))
+            return _fresh(task, digits, count, seen, rng, pad)
 
         held_out = {d: fresh(d, config.eval_per_length) for d in config.eval_digits}
         seed = sum((fresh(d, config.seed_per_length) for d in config.train_digits), ())
@@ -228,7 +360,56 @@ class Data:
         validation = sum(
             (fresh(d, config.validation_per_length, pad=False) for d in config.train_digits), ()
         )
-        return cls(seed, pool, held_out, validation)
+        # held-out shape and robustness sets: their own stream, nothing any set above has
+        rng = stage_rng(config.seed, 0, "setup/shape-problems")
+        count = config.shape_eval_per_length
+        shapes = {
+            (d, shape): _fresh(partial(_shaped, shape), d, count, seen, rng)
+            for d in config.shape_lengths
+            for shape in SHAPES
+        }
+        robust = {
+            name: _fresh(
+                partial(_robust, name, config.shape_lengths),
+                0,
+                count,
+                seen,
+                rng,
+            )
+            for name in (ROBUSTNESS if config.shape_lengths else ())
+        }
+        # the balanced arms' training sets avoid every evaluation set (not each other's)
+        evaluated = _keys(p for d in held_out.values() for p in d) | _keys(validation)
+        evaluated |= _keys(p for s in (*shapes.values(), *robust.values()) for p in s)
+        balanced = {}
+        for share in sorted(
+            {a.unequal_share for a in config.arm_specs if a.unequal_share is not None}
+        ):
+            rng = stage_rng(config.seed, 0, f"setup/balanced-problems-{share:g}")
+            avoid = set(evaluated)
+
+            def draw(d: int, n: int, r: np.random.Generator, s: float = share) -> list[Problem]:
+                return balanced_problems(d, n, s, r)
+
+            balanced[share] = (
+                sum(
+                    (
+                        _fresh(draw, d, config.seed_per_length, avoid, rng)
+                        for d in config.train_digits
+                    ),
+                    (),
+                ),
+                sum(
+                    (
+                        _fresh(draw, d, config.problems_per_length, avoid, rng)
+                        for d in config.train_digits
+                    ),
+                    (),
+                ),
+            )
+        trained = _keys((*seed, *pool, *(p for s, q in balanced.values() for p in (*s, *q))))
+        held_out_lengths = tuple(d for d in held_out if not _keys(held_out[d]) & trained)
+        return cls(seed, pool, held_out, validation, shapes, robust, balanced, held_out_lengths)
 
 
 # --- stages ----------------------------------------------------------------------------
@@ -275,7 +456,8 @@ class GenerateRationales:
 @dataclass(frozen=True)
 class CheckRationales:
     """Verify: `answer` reads the final answer line; `working` checks every line of the
-    working (and the answer), so a right answer reached by wrong working fails."""
+    working (and the answer), so a right answer reached by wrong working fails;
+    `consistent` asks for the right answer read from the model's own last working line."""
 
     checker: Checker
 
@@ -283,7 +465,7 @@ class CheckRationales:
         self, samples: Sequence[Attempt | Sample[Attempt]], rng: np.random.Generator
     ) -> list[Verdict]:
         del rng
-        check = answer_correct if self.checker == "answer" else working_correct
+        check = CHECKS[self.checker]
         verdicts = []
         for item in samples:
             attempt = item.content if isinstance(item, Sample) else item
@@ -372,11 +554,26 @@ class DirectAnswers:
 
 @dataclass(frozen=True)
 class Evaluate:
-    held_out: dict[int, tuple[Problem, ...]]
-    validation: tuple[Problem, ...]
+    """Greedy answers on every held-out set. `eval/accuracy_held_out` is the headline: the
+    mean over trained lengths whose held-out problems no arm trains on
+    (`eval/accuracy_trained_lengths` also counts a length that has none to hold out, as the
+    first runs reported). Per trained length: accuracy by shape (`eval/equal_3_digits`,
+    `eval/unequal_3_digits`, means `eval/accuracy_equal` / `_unequal`), and the share of
+    right answers reached by wrong working (`eval/right_wrong_working_3_digits`); per
+    robustness set, `eval/robust_NAME`."""
+
+    data: Data
     train_digits: tuple[int, ...]
     max_new: int
     batch: int
+
+    @property
+    def held_out(self) -> dict[int, tuple[Problem, ...]]:
+        return self.data.held_out
+
+    @property
+    def validation(self) -> tuple[Problem, ...]:
+        return self.data.validation
 
     def __call__(self, model: Trained, generation: int, rng: np.random.Generator) -> Metrics:
         del generation
@@ -405,22 +602,76 @@ class Evaluate:
             metrics[f"eval/working_correct_{digits}_digits"] = float(np.mean(working[digits]))
         trained = [metrics[f"eval/accuracy_{d}_digits"] for d in self.train_digits if d in right]
         metrics["eval/accuracy_trained_lengths"] = float(np.mean(trained))
+        held = [d for d in self.train_digits if d in self.data.held_out_lengths]
+        metrics["eval/accuracy_held_out"] = (
+            float(np.mean([metrics[f"eval/accuracy_{d}_digits"] for d in held]))
+            if held
+            else float("nan")
+        )
+        for d in self.train_digits:
+            faithful = [w for r, w in zip(right.get(d, []), working.get(d, []), strict=True) if r]
+            metrics[f"eval/right_wrong_working_{d}_digits"] = (
+                1 - float(np.mean(faithful)) if faithful else float("nan")
+            )
+        metrics.update(self._shapes(model, rng))
+        return metrics
+
+    def _shapes(self, model: Trained, rng: np.random.Generator) -> Metrics:
+        sets = {
+            **{f"{shape}_{d}_digits": ps for (d, shape), ps in self.data.shapes.items()},
+            **{f"robust_{name}": ps for name, ps in self.data.robust.items()},
+        }
+        problems = [p for ps in sets.values() for p in ps]
+        if not problems:
+            return {}
+        completions = iter(
+            _complete(model.lm, [p.prompt() for p in problems], self.max_new, self.batch, rng)
+        )
+        metrics: Metrics = {}
+        for key, ps in sets.items():
+            right = [answer_correct(p, next(completions)) for p in ps]
+            metrics[f"eval/{key}"] = float(np.mean(right))
+        for shape in SHAPES:
+            lengths = sorted({d for d, s in self.data.shapes if s == shape})
+            metrics[f"eval/accuracy_{shape}"] = float(
+                np.mean([metrics[f"eval/{shape}_{d}_digits"] for d in lengths])
+            )
         return metrics
 
 
-def summarize(kept: Kept) -> Metrics:
-    if not kept.pool:
-        return {}
-    attempts = kept.attempts
-    rationalized = sum(a.rationalized for a in attempts)
-    # measured, not filtered: how many kept rationales reach the answer by wrong working
-    wrong_working = sum(not working_correct(a.problem, a.completion) for a in attempts)
-    return {
-        "kept/fraction": len(attempts) / kept.pool,
-        "kept/first_try_fraction": kept.first_try / kept.pool,
-        "kept/rationalized_fraction": rationalized / kept.pool,
-        "kept/wrong_working_fraction": wrong_working / max(len(attempts), 1),
-    }
+@dataclass(frozen=True)
+class Summarize:
+    """What a generation kept, and (for sums) the diversity monitor: the share of the pool's
+    equal- and unequal-length problems whose rationale was kept (`kept/coverage_equal`,
+    `kept/coverage_unequal`), and the share of unequal sums in the kept set. It reads the
+    verifier's verdicts only, so a user can watch it without held-out answers."""
+
+    pool: tuple[Problem, ...]
+    shapes: bool
+
+    def __call__(self, kept: Kept) -> Metrics:
+        if not kept.pool:
+            return {}
+        attempts = kept.attempts
+        rationalized = sum(a.rationalized for a in attempts)
+        # measured, not filtered: how many kept rationales reach the answer by wrong working
+        wrong_working = sum(not working_correct(a.problem, a.completion) for a in attempts)
+        metrics = {
+            "kept/size": float(len(attempts)),
+            "kept/fraction": len(attempts) / kept.pool,
+            "kept/first_try_fraction": kept.first_try / kept.pool,
+            "kept/rationalized_fraction": rationalized / kept.pool,
+            "kept/wrong_working_fraction": wrong_working / max(len(attempts), 1),
+        }
+        if self.shapes:
+            problems = [a.problem for a in attempts]
+            for shape, share in coverage(self.pool, problems).items():
+                metrics[f"kept/coverage_{shape}"] = share
+            long = [p for p in problems if p.digits > 1]
+            metrics["kept/unequal_share"] = (
+                sum(shape_of(p) == "unequal" for p in long) / len(long) if long else float("nan")
+            )
+        return metrics
 
 
 def build_arms(config: StarConfig) -> list[Arm]:
@@ -429,47 +680,46 @@ def build_arms(config: StarConfig) -> list[Arm]:
     base = initial_lm(spec, stage_rng(config.seed, 0, "setup/base-weights"))
     longest = max(len(p.rationale()) for d in data.held_out.values() for p in d)
     max_new = min(longest + 8, spec.context)
-    evaluate = Evaluate(
-        data.held_out, data.validation, config.train_digits, max_new, config.sample_batch
-    )
+    evaluate = Evaluate(data, config.train_digits, max_new, config.sample_batch)
     gate = build_gate(config.gate)
     arms = []
-    for kind in config.arms:
-        direct = kind == "direct"
-        seed = tuple(seed_examples(data.seed, direct))
+    for arm in config.arm_specs:
+        direct = arm.method == "direct"
+        seed_set, pool = data.training(arm.unequal_share)
+        seed = tuple(seed_examples(seed_set, direct))
         generate: GenerateRationales | DirectAnswers = (
-            DirectAnswers(data.pool)
+            DirectAnswers(pool)
             if direct
-            else GenerateRationales(data.pool, max_new, config.sample_batch)
+            else GenerateRationales(pool, max_new, config.sample_batch)
         )
-        rationalize = Rationalize(max_new, config.sample_batch) if kind == "star" else None
+        rationalize = Rationalize(max_new, config.sample_batch) if arm.method == "star" else None
         seed_steps, direct_steps = config.train.seed_steps, None
         if direct:
             # At least STaR's tokens, in more (shorter) steps: STaR's budget if it kept every
             # problem, at the larger of the two mean lengths it can train on (seed set with
             # hints, or plain rationales).
-            star_seed = seed_examples(data.seed, False)
-            rationales = [_example(p.prompt(), p.rationale()) for p in data.pool]
+            star_seed = seed_examples(seed_set, False)
+            rationales = [_example(p.prompt(), p.rationale()) for p in pool]
             everything = [*star_seed, *rationales]
             star_steps = config.train.steps_for(everything)
             star_mean = max(_mean_tokens(star_seed), _mean_tokens(rationales))
             seed_steps = _matching_steps(seed_steps, _mean_tokens(star_seed), seed)
-            every = [*seed, *(_example(p.prompt(), p.direct()) for p in data.pool)]
+            every = [*seed, *(_example(p.prompt(), p.direct()) for p in pool)]
             direct_steps = _matching_steps(star_steps, star_mean, every)
         pipeline: Pipeline[Trained, list[Attempt] | list[Sample[Attempt]], Kept] = Pipeline(
             initialize=Initialize(base, seed, config.train, seed_steps),
             generate=generate,
             # gold answers have no working to check: the direct arm's check is the answer's
-            verify=CheckRationales("answer" if direct else config.verifier),
+            verify=CheckRationales("answer" if direct else arm.verifier or config.verifier),
             revise=rationalize,
             curate=keep_passed,
             train=FineTune(base, seed, config.train, direct_steps),
             evaluate=evaluate,
             gate=gate,
             history_window=1,
-            summarize=no_summary if direct else summarize,
+            summarize=no_summary if direct else Summarize(pool, bool(config.shape_lengths)),
         )
-        arms.append(Arm(kind, pipeline))
+        arms.append(Arm(arm.name, pipeline))
     return arms
 
 

@@ -14,14 +14,17 @@ least significant, then the answer:
     3*6+2=20 082
     >2082                  the last carry, then the answer so far, without leading zeros
 
-Two checkers: `answer_correct` reads only the answer line; `working_correct` checks every
+Three checkers: `answer_correct` reads only the answer line; `working_correct` checks every
 line of the working (digits, carries, sums, the answer so far, the final assembly), so a
-right answer reached by wrong working is caught. A hint (`29+57 ?86`) gives the answer, for
+right answer reached by wrong working is caught; `consistent_correct`, between the two, asks
+for the right answer read from the model's own last line (its carry, then its running total),
+which needs no more of the answer key than the answer check. A hint (`29+57 ?86`) gives the answer, for
 STaR's rationalization; a rationale is always stored under the prompt without it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,6 +48,12 @@ class Problem:
             if self.operation == "mul1"
             else max(len(str(self.a)), len(str(self.b)))
         )
+
+    @property
+    def equal_lengths(self) -> bool:
+        """Both operands have the same number of digits (a sum's common shape: the task draws
+        the second operand uniformly below 10^d, so unequal lengths are about 10% of it)."""
+        return len(str(self.a)) == len(str(self.b))
 
     @property
     def answer(self) -> int:
@@ -118,3 +127,24 @@ def working_correct(problem: Problem, completion: str) -> bool:
     """Every working line is exactly the correct one, and the answer follows from them."""
     lines = completion.rstrip("\n").split("\n")
     return lines[:-1] == problem.working() and answer_correct(problem, completion)
+
+
+def answer_from_working(completion: str) -> str | None:
+    """The answer the working's last line implies: its carry, then its running total
+    (`3+5+1=09 987` -> `987`; `9+7+0=16 6` -> `16`); None when the last line before the
+    answer is not a working line."""
+    lines = completion.rstrip("\n").split("\n")
+    last = _WORKING_LINE.fullmatch(lines[-2]) if len(lines) >= 2 else None
+    if last is None:
+        return None
+    return str(int(f"{int(last[1]) // 10}{last[2]}"))
+
+
+_WORKING_LINE = re.compile(r"\d[+*]\d\+\d=(\d\d) (\d+)")
+
+
+def consistent_correct(problem: Problem, completion: str) -> bool:
+    """The answer is right AND it is the one the model's own last working line implies."""
+    return answer_correct(problem, completion) and final_answer(completion) == answer_from_working(
+        completion
+    )
