@@ -60,6 +60,7 @@ TINY: dict[str, dict[str, Any]] = {
         "problems_per_length": 10,
         "eval_per_length": 5,
         "validation_per_length": 5,
+        "shape_eval_per_length": 5,
         "arms": ["star"],
         "model": {"context": 40, "layers": 1, "heads": 2, "width": 16},
         "train": {"seed_steps": 10, "min_steps": 5, "max_steps": 5, "batch_size": 8},

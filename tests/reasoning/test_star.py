@@ -34,6 +34,7 @@ TINY = {
     "seed_per_length": 20,
     "problems_per_length": 40,
     "eval_per_length": 20,
+    "shape_eval_per_length": 20,
     "model": {"context": 48, "layers": 2, "heads": 2, "width": 48},
     "train": {
         "seed_steps": 200,

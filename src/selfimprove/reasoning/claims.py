@@ -140,7 +140,8 @@ def shape_claims(
             f"unequal-length sums over {lengths} digits trail equal-length ones by more than "
             "10 points",
             f"unequal {100 * base[UNEQUAL]:.1f}% vs equal {100 * base[EQUAL]:.1f}% at generation "
-            f"{n} (per length, unequal / equal: {_per_length(config, base)})",
+            f"{n} (per length, unequal / equal: {_per_length(config, base)}); robustness sets: "
+            + _robust(base),
             base[EQUAL] - base[UNEQUAL] > 0.10,
             ClaimPlot(UNEQUAL, (), None),
         )
@@ -189,15 +190,21 @@ def shape_claims(
             Claim(
                 f"{arm.name}: the cure trades no shape for another: on every robustness set "
                 f"it is within {100 * tolerance:g} points of {BASELINE} or better",
-                "; ".join(
-                    f"{k.removeprefix('eval/robust_')} {100 * last[k]:.0f}% "
-                    f"({BASELINE} {100 * base[k]:.0f}%)"
-                    for k in robust
-                ),
+                _robust(last, base),
                 all(w <= tolerance + 1e-12 for w in worse.values()),
             )
         )
     return found
+
+
+def _robust(metrics: Metrics, baseline: Metrics | None = None) -> str:
+    """`carry_chain 80% (star 60%), ...`: accuracy per robustness set."""
+    return ", ".join(
+        f"{k.removeprefix('eval/robust_')} {100 * v:.0f}%"
+        + (f" ({BASELINE} {100 * baseline[k]:.0f}%)" if baseline and k in baseline else "")
+        for k, v in sorted(metrics.items())
+        if k.startswith("eval/robust_")
+    )
 
 
 def _per_length(config: StarConfig, metrics: Metrics) -> str:
