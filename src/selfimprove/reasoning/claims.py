@@ -110,8 +110,9 @@ def star_claims(config: StarConfig, measured: Measured) -> list[Claim]:
         found.append(_one_by_one(config, plain, star))
     if config.review is not None and config.review.control:
         found.extend(_review_claims(config, measured))
-    found.extend(shape_claims(config, table, minutes))
-    found.extend(faithful_claims(config, table, minutes))
+    if config.review is None:  # a review study's claims are about review
+        found.extend(shape_claims(config, table, minutes))
+        found.extend(faithful_claims(config, table, minutes))
     return found
 
 
