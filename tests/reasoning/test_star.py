@@ -184,9 +184,9 @@ def test_held_out_sets_are_disjoint_from_everything_any_arm_trains_on() -> None:
     data = Data.of(config)
     key = lambda problems: {(p.a, p.b) for p in problems}  # noqa: E731
     trained = key(data.seed) | key(data.pool)
-    for seed, pool in data.balanced.values():
+    for seed, pool in data.draws.values():
         trained |= key(seed) | key(pool)
-    assert len(data.balanced) == 1 and len(trained) > 3500
+    assert len(data.draws) == 2 and len(trained) > 4000
     assert data.held_out_lengths == (2, 3, 4, 5, 6)  # 1 digit is left out of the headline
     assert key(data.held_out[1]) <= trained  # ...because every 1-digit sum is trained on
     held = [data.held_out[d] for d in data.held_out_lengths]
@@ -203,9 +203,13 @@ def test_held_out_sets_are_disjoint_from_everything_any_arm_trains_on() -> None:
         data.held_out,
         data.validation,
     )
-    seed, pool = data.balanced[0.5]
+    seed, pool = data.draws["balanced 0.5"]
     assert 0.35 < np.mean([not p.equal_lengths for p in pool]) < 0.45  # 1-digit sums: equal
     assert len(seed) == len(data.seed) and len(pool) == len(data.pool)
+    seed, pool = data.draws["rare 0.5"]  # the task's draw, and 20 + 200 unequal sums a length
+    assert seed[:200] == data.seed and pool[:2000] == data.pool
+    assert len(seed) == 280 and len(pool) == 2800
+    assert not any(p.equal_lengths for p in (*seed[200:], *pool[2000:]))
 
 
 def test_arms_name_a_method_a_verifier_and_a_draw() -> None:
@@ -220,11 +224,12 @@ def test_arms_name_a_method_a_verifier_and_a_draw() -> None:
     arms = build_arms(config)
     assert [a.name for a in arms] == ["star", "cured"]
     assert arms[1].pipeline.verify.checker == "consistent"
-    assert arms[1].pipeline.generate.pool == Data.of(config).balanced[0.5][1]
+    assert arms[1].pipeline.generate.pool == Data.of(config).draws["balanced 0.5"][1]
     bad = [
         {"arms": [{"name": "d", "method": "direct", "verifier": "working"}]},
         {"operation": "mul1", "arms": [{"name": "s", "unequal_share": 0.5}]},
         {"arms": [{"name": "s", "unequal_share": 1.5}]},
+        {"arms": [{"name": "s", "unequal_share": 0.5, "rare_share": 0.5}]},
     ]
     for change in bad:
         with pytest.raises(ConfigError):

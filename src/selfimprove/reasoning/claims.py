@@ -12,7 +12,7 @@ from selfimprove.core.experiment import Measured, carried, column
 from selfimprove.core.records import Claim, ClaimPlot, Metrics
 
 if TYPE_CHECKING:  # the method files import these claims for their Experiment records
-    from selfimprove.reasoning.star import StarConfig
+    from selfimprove.reasoning.star import StarArm, StarConfig
     from selfimprove.reasoning.synthesis import SynthesisConfig
 
 ACCURACY = "eval/accuracy_trained_lengths"
@@ -163,7 +163,7 @@ def shape_claims(
     bar, tolerance = config.target_unequal_accuracy, config.equal_tolerance
     for arm in config.arm_specs:
         series = table.get(arm.name)
-        if arm.unequal_share is None or arm.name == BASELINE or not series:
+        if arm.draw is None or arm.name == BASELINE or not series:
             continue
         last = series[max(series)]
         clock = minutes.get(arm.name, {})
@@ -172,7 +172,7 @@ def shape_claims(
         fell = base[EQUAL] - last[EQUAL]
         found.append(
             Claim(
-                f"{arm.name} (seed set and pool {100 * arm.unequal_share:g}% unequal sums): "
+                f"{arm.name} ({_draw(arm)}): "
                 f"unequal-length accuracy over {lengths} digits reaches {100 * bar:g}% while "
                 f"equal-length accuracy falls by no more than {100 * tolerance:g} points from "
                 f"{BASELINE}'s, within {config.target_minutes:g} CPU-minutes",
@@ -196,6 +196,12 @@ def shape_claims(
             )
         )
     return found
+
+
+def _draw(arm: StarArm) -> str:
+    if arm.unequal_share is not None:
+        return f"seed set and pool drawn {100 * arm.unequal_share:g}% unequal sums"
+    return f"the task's draw plus {100 * (arm.rare_share or 0):g}% more, all unequal sums"
 
 
 def _robust(metrics: Metrics, baseline: Metrics | None = None) -> str:

@@ -101,12 +101,28 @@ class StarArm(BaseModel):
         description="draw the seed set and the pool with this share of unequal-length sums "
         "(rare shapes generated on purpose); none: the task's own draw (about 10%)",
     )
+    rare_share: float | None = Field(
+        None,
+        ge=0,
+        le=4,
+        description="keep the task's draw and add unequal-length sums to it: this share of "
+        "seed_per_length and of problems_per_length for each trained length of 2 digits and up",
+    )
 
     @model_validator(mode="after")
     def _direct_has_no_rationales(self) -> StarArm:
         if self.method == "direct" and self.verifier not in (None, "answer"):
             raise ValueError("direct trains on gold answers: it has no working to verify")
+        if self.unequal_share is not None and self.rare_share is not None:
+            raise ValueError("unequal_share redraws the sets, rare_share adds to them: pick one")
         return self
+
+    @property
+    def draw(self) -> str | None:
+        """The name of the arm's training sets in `Data.draws`; None: the task's draw."""
+        if self.unequal_share is not None:
+            return f"balanced {self.unequal_share:g}"
+        return None if self.rare_share is None else f"rare {self.rare_share:g}"
 
 
 class StarTrainConfig(SelfTrainConfig):
@@ -147,7 +163,7 @@ class StarConfig(LoopConfig):
         ("star", "star_no_rationalization", "direct"),
         min_length=1,
         description="star, star_no_rationalization, direct (answers only, no rationales), or "
-        "{name, method, verifier, unequal_share}",
+        "{name, method, verifier, unequal_share, rare_share}",
     )
     shape_eval_per_length: int = Field(
         100,
@@ -201,8 +217,8 @@ class StarConfig(LoopConfig):
 
     @model_validator(mode="after")
     def _shapes_are_sums(self) -> StarConfig:
-        if self.operation != "add" and any(a.unequal_share is not None for a in self.arm_specs):
-            raise ValueError("unequal_share: only sums have operands of unequal length")
+        if self.operation != "add" and any(a.draw is not None for a in self.arm_specs):
+            raise ValueError("unequal_share, rare_share: only sums have operands of unequal length")
         return self
 
     @model_validator(mode="after")
@@ -229,7 +245,7 @@ class StarConfig(LoopConfig):
         problems = per_length * len(self.train_digits) + self.eval_per_length * len(
             self.eval_digits
         )
-        draws = len({a.unequal_share for a in self.arm_specs})
+        draws = len({a.draw for a in self.arm_specs})
         problems += (draws - 1) * (self.seed_per_length + self.problems_per_length) * len(
             self.train_digits
         ) + self.shape_eval_per_length * (2 * len(self.shape_lengths) + len(ROBUSTNESS))
@@ -289,6 +305,21 @@ def _shaped(shape: Shape, digits: int, count: int, rng: np.random.Generator) -> 
     return shaped_problems(digits, shape, count, rng)
 
 
+def _balanced(share: float, digits: int, count: int, rng: np.random.Generator) -> list[Problem]:
+    return balanced_problems(digits, count, share, rng)
+
+
+def _per_length(
+    draw: Draw,
+    lengths: Sequence[int],
+    count: int,
+    seen: set[tuple[int, int]],
+    rng: np.random.Generator,
+) -> tuple[Problem, ...]:
+    """`count` fresh problems of each length, one length after another."""
+    return tuple(p for d in lengths for p in _fresh(draw, d, count, seen, rng))
+
+
 def _robust(
     name: str, lengths: tuple[int, ...], digits: int, count: int, rng: np.random.Generator
 ) -> list[Problem]:
@@ -327,19 +358,20 @@ class Data:
     none of whose held-out problems any arm trains on (1-digit sums: only 100 exist, so none
     is held out and that length is reported apart)."""
 
-    seed: tuple[Problem, ...]  # the task's own draw (arms without unequal_share)
+    seed: tuple[Problem, ...]  # the task's own draw
     pool: tuple[Problem, ...]
     held_out: dict[int, tuple[Problem, ...]]
     validation: tuple[Problem, ...]  # trained lengths, for the gate
     shapes: dict[tuple[int, Shape], tuple[Problem, ...]]  # held out, by (length, shape)
     robust: dict[str, tuple[Problem, ...]]  # held out, by robustness set
-    balanced: dict[float, tuple[tuple[Problem, ...], tuple[Problem, ...]]]
-    """unequal_share -> (seed, pool) drawn with that share of unequal sums."""
+    draws: dict[str, tuple[tuple[Problem, ...], tuple[Problem, ...]]]
+    """`StarArm.draw` -> (seed, pool): `balanced S` drawn with a share S of unequal sums,
+    `rare S` the task's draw with unequal sums added."""
     held_out_lengths: tuple[int, ...]
 
-    def training(self, unequal_share: float | None) -> tuple[tuple[Problem, ...], ...]:
+    def training(self, draw: str | None) -> tuple[tuple[Problem, ...], tuple[Problem, ...]]:
         """(seed, pool) of an arm."""
-        return (self.seed, self.pool) if unequal_share is None else self.balanced[unequal_share]
+        return (self.seed, self.pool) if draw is None else self.draws[draw]
 
     @classmethod
     def of(cls, config: StarConfig) -> Data:
@@ -381,35 +413,35 @@ class Data:
         # the balanced arms' training sets avoid every evaluation set (not each other's)
         evaluated = _keys(p for d in held_out.values() for p in d) | _keys(validation)
         evaluated |= _keys(p for s in (*shapes.values(), *robust.values()) for p in s)
-        balanced = {}
-        for share in sorted(
-            {a.unequal_share for a in config.arm_specs if a.unequal_share is not None}
-        ):
-            rng = stage_rng(config.seed, 0, f"setup/balanced-problems-{share:g}")
+        draws: dict[str, tuple[tuple[Problem, ...], tuple[Problem, ...]]] = {}
+        for arm in config.arm_specs:
+            if arm.draw is None or arm.draw in draws:
+                continue
             avoid = set(evaluated)
-
-            def draw(d: int, n: int, r: np.random.Generator, s: float = share) -> list[Problem]:
-                return balanced_problems(d, n, s, r)
-
-            balanced[share] = (
-                sum(
-                    (
-                        _fresh(draw, d, config.seed_per_length, avoid, rng)
-                        for d in config.train_digits
-                    ),
-                    (),
-                ),
-                sum(
-                    (
-                        _fresh(draw, d, config.problems_per_length, avoid, rng)
-                        for d in config.train_digits
-                    ),
-                    (),
-                ),
-            )
-        trained = _keys((*seed, *pool, *(p for s, q in balanced.values() for p in (*s, *q))))
+            if arm.unequal_share is not None:
+                share = arm.unequal_share
+                rng = stage_rng(config.seed, 0, f"setup/balanced-problems-{share:g}")
+                draw: Draw = partial(_balanced, share)
+                draws[arm.draw] = (
+                    _per_length(draw, config.train_digits, config.seed_per_length, avoid, rng),
+                    _per_length(draw, config.train_digits, config.problems_per_length, avoid, rng),
+                )
+            else:
+                assert arm.rare_share is not None
+                rng = stage_rng(config.seed, 0, f"setup/rare-problems-{arm.rare_share:g}")
+                longer = tuple(d for d in config.train_digits if d > 1)
+                draw = partial(_shaped, "unequal")
+                more = (
+                    round(arm.rare_share * n)
+                    for n in (config.seed_per_length, config.problems_per_length)
+                )
+                draws[arm.draw] = (
+                    (*seed, *_per_length(draw, longer, next(more), avoid, rng)),
+                    (*pool, *_per_length(draw, longer, next(more), avoid, rng)),
+                )
+        trained = _keys((*seed, *pool, *(p for s, q in draws.values() for p in (*s, *q))))
         held_out_lengths = tuple(d for d in held_out if not _keys(held_out[d]) & trained)
-        return cls(seed, pool, held_out, validation, shapes, robust, balanced, held_out_lengths)
+        return cls(seed, pool, held_out, validation, shapes, robust, draws, held_out_lengths)
 
 
 # --- stages ----------------------------------------------------------------------------
@@ -685,7 +717,7 @@ def build_arms(config: StarConfig) -> list[Arm]:
     arms = []
     for arm in config.arm_specs:
         direct = arm.method == "direct"
-        seed_set, pool = data.training(arm.unequal_share)
+        seed_set, pool = data.training(arm.draw)
         seed = tuple(seed_examples(seed_set, direct))
         generate: GenerateRationales | DirectAnswers = (
             DirectAnswers(pool)
