@@ -306,6 +306,45 @@ _ENTRIES = (
         share=True,
     ),
     _entry(
+        "eval/accuracy_held_out",
+        "Accuracy on held-out lengths",
+        "share correct",
+        "Accuracy over the trained lengths none of whose held-out problems any arm trains on "
+        "(a length with too few distinct problems to hold any out is left out).",
+        share=True,
+    ),
+    _entry(
+        r"eval/accuracy_(?P<shape>equal|unequal)",
+        "Accuracy on {shape}-length sums",
+        "share correct",
+        "Held-out sums whose operands have {shape} numbers of digits, averaged over the trained "
+        "lengths of 2 digits and up.",
+        share=True,
+    ),
+    _entry(
+        r"eval/(?P<shape>equal|unequal)_(?P<n>\d+)_digits",
+        "Accuracy on {shape}-length {n}-digit sums",
+        "share correct",
+        "Held-out {n}-digit sums whose operands have {shape} numbers of digits.",
+        share=True,
+    ),
+    _entry(
+        r"eval/robust_(?P<set>[a-z_]+)",
+        "Accuracy on the robustness set {set}",
+        "share correct",
+        "A held-out set that probes one difficulty (one_digit_addend, carry_chain, no_carry, "
+        "zeros).",
+        share=True,
+    ),
+    _entry(
+        r"eval/right_wrong_working_(?P<n>\d+)_digits",
+        "Right answers with wrong working, {n} digits",
+        "share of right answers",
+        "Of the held-out {n}-digit problems answered right, the share whose working has a wrong "
+        "step: an answer check cannot tell them apart.",
+        share=True,
+    ),
+    _entry(
         r"eval/working_correct_(?P<n>\d+)_digits",
         "Whole working correct on {n}-digit problems",
         "share with every step right",
@@ -846,6 +885,27 @@ _ENTRIES = (
         "Replayed old-task requests in the training data",
         "share of kept requests",
         "The share of the training set drawn from generation 0's stored old-task requests.",
+        share=True,
+    ),
+    _entry(
+        r"kept/coverage_(?P<shape>equal|unequal)",
+        "Pool's {shape}-length sums kept",
+        "share of the pool's sums",
+        "Share of the pool's multi-digit sums of {shape} operand lengths whose rationale passed "
+        "the verifier and was kept: the diversity monitor, read from verdicts alone.",
+        share=True,
+    ),
+    _entry(
+        "kept/size",
+        "Kept rationales",
+        "rationales",
+        "How many rationales passed the verifier this generation and were trained on.",
+    ),
+    _entry(
+        "kept/unequal_share",
+        "Unequal-length sums in the kept data",
+        "share of kept sums",
+        "Share of the kept multi-digit sums whose operands differ in length.",
         share=True,
     ),
     _entry(
