@@ -123,3 +123,12 @@ def test_shape_and_faithfulness_claims_on_a_known_table() -> None:
     late = {**minutes, "star_balanced": {0: 1.0, 1: 20.0, 2: 40.0}}
     cure = one(star_claims(config, Measured(table, late, {})), "star_balanced (seed")
     assert cure.holds and "at generation 2: unequal 80.0%" in cure.measured
+
+
+def test_no_right_answer_leaves_the_wrong_working_claim_not_checked() -> None:
+    config = parse_config({"kind": "reasoning.star", "train_digits": [1, 2, 3]}, "test")
+    assert isinstance(config, StarConfig)
+    metrics = _shaped(0.1, 0.0, float("nan"), (0.2, 0.0))
+    found = star_claims(config, Measured({"star": {0: metrics, 1: metrics}}, {}, {}))
+    (claim,) = [c for c in found if "the answer check keeps" in c.text]
+    assert claim.holds is None and "no right answer at 3 digits" in claim.measured

@@ -257,11 +257,16 @@ def faithful_claims(
                 f"{BASELINE}: the answer check keeps right answers reached by wrong working, and "
                 f"the model learns them: at {longest} digits more than {100 * bar:g}% of its "
                 "right answers have wrong working",
-                f"{100 * base[key]:.1f}% of right answers at generation {max(star)}; kept "
+                (
+                    f"{100 * base[key]:.1f}% of right answers"
+                    if not math.isnan(base[key])
+                    else f"not checked: no right answer at {longest} digits"
+                )
+                + f" at generation {max(star)}; kept "
                 "rationales with wrong working: "
                 + " -> ".join(f"{100 * v:.0f}%" for v in kept[:: max(1, len(kept) // 6)])
                 + " (every few generations)",
-                base[key] > bar,
+                None if math.isnan(base[key]) else base[key] > bar,
                 ClaimPlot(key, (), (None, bar)),
             )
         )
@@ -285,7 +290,7 @@ def faithful_claims(
                 f"{100 * last[headline]:.1f}% ({BASELINE} {100 * base[headline]:.1f}%), kept "
                 f"{_mean(series, 'kept/size'):.0f} rationales per generation ({BASELINE} "
                 f"{_mean(star, 'kept/size'):.0f}){cost}",
-                last[key] <= bar,
+                None if math.isnan(last[key]) else last[key] <= bar,
                 ClaimPlot(key, (BASELINE, arm.name), (None, bar)),
             )
         )
