@@ -72,7 +72,9 @@ from selfimprove.reasoning.tasks import (
     Operation,
     Problem,
     answer_correct,
+    answer_from_working,
     consistent_correct,
+    final_answer,
     random_problems,
     working_correct,
 )
@@ -792,7 +794,7 @@ def _suspect(attempt: Attempt) -> str | None:
     """A monitor cheaper than the truth: each working line's own arithmetic, and the answer
     read from the last line (its carry and running total). It cannot see digits read from
     the wrong operand, which the whole-working check (the truth) does."""
-    *working, answer = attempt.completion.rstrip("\n").split("\n")
+    *working, _ = attempt.completion.rstrip("\n").split("\n")
     last = None
     for number, line in enumerate(working, start=1):
         last = _LINE.fullmatch(line)
@@ -804,8 +806,7 @@ def _suspect(attempt: Attempt) -> str | None:
             return f"line {number}: {x}{op}{y}+{carry} is not {int(total)}"
     if last is None:
         return "no working"
-    expected = int(f"{int(last[5]) // 10}{last[6]}")  # the last carry, then the running total
-    if answer != f">{expected}":
+    if final_answer(attempt.completion) != answer_from_working(attempt.completion):
         return "the answer is not read from the working"
     return None
 
