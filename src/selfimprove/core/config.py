@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -153,6 +153,28 @@ class ReviewConfig(ConfigModel):
         return self
 
 
+class ExecutorConfig(ConfigModel):
+    """Where a loop's parallel pieces run (they compute the same thing anywhere)."""
+
+    kind: Literal["local", "processes", "ray"] = Field(
+        "local",
+        description="local: in the loop's process, one piece after another; processes: "
+        "spawned worker processes on this machine; ray: tasks on a Ray cluster (extra `ray`)",
+    )
+    num_workers: int = Field(
+        2, ge=1, le=4096, description="processes / ray: pieces running at once"
+    )
+    address: str = Field(
+        "local",
+        max_length=500,
+        description="ray: 'local' starts a private cluster in this process; 'auto' joins the "
+        "one `ray start` runs on this machine; 'host:port' or 'ray://host:port' another",
+    )
+    max_retries: int = Field(
+        3, ge=0, le=100, description="times a piece whose worker died is run again elsewhere"
+    )
+
+
 class LoopConfig(ConfigModel):
     """Settings every experiment shares."""
 
@@ -176,6 +198,23 @@ class LoopConfig(ConfigModel):
         description="a review gate before training (loops whose samples a reviewer can read: STaR, "
         "program synthesis)",
     )
+    executor: ExecutorConfig = Field(
+        ExecutorConfig(),
+        description="where the loop's parallel pieces run (self-play chunks, sandbox runs); "
+        "results are the same whichever runs them",
+    )
+
+    # loops that hand pieces of work to an executor; the others refuse a non-local one
+    parallel: ClassVar[bool] = False
+
+    @model_validator(mode="after")
+    def _executor_is_used(self) -> LoopConfig:
+        if self.executor.kind != "local" and not self.parallel:
+            raise ValueError(
+                f"executor: {self.kind} runs in one process (self-play and program synthesis "
+                "split their work); use kind: local"
+            )
+        return self
 
     def memory_bytes(self) -> int:
         """An estimate of the run's peak memory, checked before anything is allocated

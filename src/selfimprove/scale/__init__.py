@@ -1,0 +1,1 @@
+"""Scale-out back-ends behind `core.executors.Executor` (optional extras): `ray`."""

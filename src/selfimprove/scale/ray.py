@@ -1,0 +1,78 @@
+"""The `ray` executor (extra `ray`): a loop's pieces as Ray tasks on a cluster.
+
+`address: local` starts a private single-machine cluster inside this process (its workers
+are this machine's cores); `auto` joins the cluster that `ray start --head` runs on this
+machine; `host:port` (a head's GCS address) or `ray://host:port` (Ray Client) joins a remote
+one. Ray's usage report and dashboard stay off, so nothing leaves the cluster.
+
+Each piece is one task (`num_cpus=1`, so at most one per core). A task whose worker process
+dies is resubmitted by Ray (`max_retries`, system failures only); a piece that raises is the
+loop's error and is not retried. The function and its item travel to the worker by Ray's
+object store (pickled there by Ray itself); results come back the same way. What a piece
+computes never depends on where it ran, so results are the same as `local`'s.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from selfimprove.core.config import ConfigError
+from selfimprove.core.cpu import add_worker_seconds
+from selfimprove.core.executors import ExecutorConfig, WorkerLostError, timed
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+try:
+    import ray
+    from ray.exceptions import RayError, WorkerCrashedError
+except ImportError as error:  # pragma: no cover - the extra is missing
+    raise ConfigError("executor: ray needs `pip install selfimprove[ray]`") from error
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def connect(config: ExecutorConfig) -> None:
+    """Join (or start) the cluster once per process; later calls reuse the connection."""
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": "WARNING",
+        "log_to_driver": False,
+        "configure_logging": True,
+    }
+    if config.address == "local":
+        ray.init(num_cpus=config.num_workers, **options)
+    else:
+        ray.init(address=config.address, **options)
+
+
+class RayExecutor:
+    """Pieces as Ray tasks, at most `num_workers` in flight."""
+
+    def __init__(self, config: ExecutorConfig) -> None:
+        self.config = config
+        connect(config)
+        self.task = ray.remote(num_cpus=1, max_retries=config.max_retries)(timed)
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        shared = ray.put(fn)  # the model inside `fn` crosses once, not once per piece
+        refs = [self.task.remote(shared, item) for item in items]
+        try:
+            done: list[tuple[R, float]] = ray.get(refs)
+        except WorkerCrashedError as error:
+            raise WorkerLostError(
+                f"a Ray worker died {self.config.max_retries + 1} times on the same piece"
+            ) from error
+        except RayError as error:
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None  # the piece's own error, as `local` would raise it
+            raise
+        for _, seconds in done:
+            add_worker_seconds(seconds)
+        return [result for result, _ in done]
