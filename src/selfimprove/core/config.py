@@ -175,6 +175,31 @@ class ExecutorConfig(ConfigModel):
     )
 
 
+class TrackingConfig(ConfigModel):
+    """An experiment tracker that also receives the run's settings, every committed
+    generation's metrics and decision, and its report (`docs/tracking.md`); the run's own
+    store stays the record."""
+
+    kind: Literal["mlflow", "tensorboard"] = Field(
+        description="mlflow: an MLflow tracking store (extra `mlflow`); tensorboard: scalars "
+        "in TensorBoard event files (extra `tensorboard`)",
+    )
+    uri: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="mlflow: the tracking URI (sqlite:///path/mlflow.db, http://host:port); "
+        "default sqlite:///RUNS_DIR/mlflow.db. tensorboard: the log folder; default "
+        "RUNS_DIR/RUN/tensorboard",
+    )
+    experiment: str | None = Field(
+        None,
+        min_length=1,
+        max_length=250,
+        description="mlflow: the experiment the run is filed under; default the recipe's kind",
+    )
+
+
 class LoopConfig(ConfigModel):
     """Settings every experiment shares."""
 
@@ -202,6 +227,11 @@ class LoopConfig(ConfigModel):
         ExecutorConfig(),
         description="where the loop's parallel pieces run (self-play chunks, sandbox runs); "
         "results are the same whichever runs them",
+    )
+    tracking: TrackingConfig | None = Field(
+        None,
+        description="also log params, per-generation metrics and the report to MLflow or "
+        "TensorBoard (`docs/tracking.md`); results are the same with or without it",
     )
 
     # loops that hand pieces of work to an executor; the others refuse a non-local one
