@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from selfimprove import __version__
-from selfimprove.collapse import fresh_data, gaussian, gmm, gpt, ngram, regression, vae, zipf
+from selfimprove.collapse import (
+    fresh_data,
+    gaussian,
+    gmm,
+    gpt,
+    ngram,
+    pretrained,
+    regression,
+    vae,
+    zipf,
+)
 from selfimprove.core.config import ConfigError, LoopConfig, apply_overrides, read_yaml, validate
 from selfimprove.core.engine import Arm, Engine, LoopState, Progress
 from selfimprove.core.experiment import Experiment, Measured
@@ -40,6 +50,7 @@ EXPERIMENTS: tuple[Experiment[Any], ...] = (
     ngram.EXPERIMENT,
     gpt.EXPERIMENT,
     vae.EXPERIMENT,
+    pretrained.EXPERIMENT,
     distill.EXPERIMENT,
     lm.EXPERIMENT,
     alphazero.EXPERIMENT,
