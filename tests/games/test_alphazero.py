@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +25,7 @@ from selfimprove.games.network import initial_model
 from selfimprove.games.rules import TicTacToe
 from selfimprove.games.selfplay import Positions, SelfPlaySettings, replay_failures, self_play
 from selfimprove.games.training import dihedral, mirror_columns
-from selfimprove.games.workers import chunk_sizes, play_chunks
+from selfimprove.games.workers import chunk_sizes
 from tests.conftest import CONFIGS
 
 TINY = {
@@ -185,15 +182,19 @@ def test_othello_pipeline_runs_a_generation_and_climbs_the_ladder(tmp_path: Path
     assert 0.0 <= last["ladder/score_vs_mcts2"] <= 1.0
 
 
-def test_two_workers_play_the_same_games_as_their_chunks_played_here() -> None:
-    """Self-play split over a worker process equals playing each chunk in this process with
-    its seed: the split changes where games are played, never which games."""
+def test_chunks_on_worker_processes_are_the_chunks_played_here() -> None:
+    """Self-play split over worker processes equals playing each chunk in this process with
+    its seed: the executor changes where games are played, never which games."""
     config = AlphaZeroConfig.model_validate(
-        TINY | {"self_play": TINY["self_play"] | {"workers": 2}}
+        TINY
+        | {
+            "self_play": TINY["self_play"] | {"chunks": 2},
+            "executor": {"kind": "processes", "num_workers": 2},
+        }
     )
     game = TicTacToe()
     model = initial_model(config.net, 3, 3, 9, np.random.default_rng(0))
-    played = SelfPlay(game, config.self_play)(model, 1, np.random.default_rng(7))
+    played = SelfPlay(game, config.self_play, config.executor)(model, 1, np.random.default_rng(7))
     play = PlayChunk(game, config.self_play, model)
     seeds = np.random.default_rng(7).integers(2**63, size=2)
     alone = [play(games, int(seed)) for games, seed in zip(chunk_sizes(16, 2), seeds, strict=True)]
@@ -204,6 +205,16 @@ def test_two_workers_play_the_same_games_as_their_chunks_played_here() -> None:
         )
     assert np.array_equal(played.games, np.concatenate([alone[0].games, alone[1].games + 8]))
     assert not replay_failures(game, played).any()  # the merged games still replay
+
+
+def test_older_recipes_workers_mean_chunks_on_processes() -> None:
+    config = AlphaZeroConfig.model_validate(TINY | {"self_play": {"workers": 2}})
+    assert config.self_play.chunks == 2
+    assert (config.executor.kind, config.executor.num_workers) == ("processes", 2)
+    named = AlphaZeroConfig.model_validate(
+        TINY | {"self_play": {"workers": 2}, "executor": {"kind": "local"}}
+    )
+    assert named.executor.kind == "local"  # a recipe's own executor wins
 
 
 def _tampered(positions: Positions, **changes: np.ndarray) -> Positions:
@@ -255,53 +266,3 @@ def test_chunk_sizes_split_games_evenly() -> None:
     assert chunk_sizes(256, 2) == [128, 128]
     assert chunk_sizes(7, 2) == [4, 3]
     assert chunk_sizes(1, 2) == [1]
-
-
-def test_a_self_play_worker_exits_when_the_loop_process_is_killed() -> None:
-    """`kill -9` of the loop leaves no worker behind waiting forever for games."""
-    script = (
-        "import os, time\n"
-        "from selfimprove.games.workers import _pool\n"
-        "print(_pool(1).submit(os.getpid).result(), flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    loop = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert loop.stdout is not None
-    worker = int(loop.stdout.readline())
-    assert _running(worker)
-    loop.kill()
-    loop.wait()
-    loop.stdout.close()
-    deadline = time.monotonic() + 10
-    while _running(worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _running(worker)
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a container's pid 1 may never reap an orphan)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-def _busy_chunk(games: int, seed: int) -> Positions:
-    """A chunk that only burns 0.3 s of CPU (picklable, so a worker can run it)."""
-    started = time.process_time()
-    while time.process_time() - started < 0.3:
-        pass
-    empty = np.zeros((0, 3, 3))
-    none = np.zeros(0, dtype=np.int64)
-    return Positions(empty, np.zeros((0, 9)), np.zeros(0), np.zeros(0), none, none, games)
-
-
-def test_a_workers_cpu_time_counts_in_this_process_cpu_seconds() -> None:
-    """The generation's `cpu_seconds` includes the self-play worker's time, which
-    `time.process_time()` alone never sees (the worker outlives the generation)."""
-    play_chunks(_busy_chunk, 4, 2, np.random.default_rng(0))  # the worker is up, and warm
-    started, own = cpu_seconds(), time.process_time()
-    assert play_chunks(_busy_chunk, 4, 2, np.random.default_rng(0)).num_games == 4
-    assert time.process_time() - own < 0.5  # this process burned its own 0.3 s only
-    assert cpu_seconds() - started >= 0.6  # and the worker's 0.3 s are counted too

@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from selfimprove.core.config import ConfigModel, Count, LoopConfig
+from selfimprove.core.config import ConfigModel, Count, ExecutorConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.executors import executor_of
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
 from selfimprove.core.records import Metrics, Sample, Verdict
@@ -60,12 +61,23 @@ class SelfPlayConfig(ConfigModel):
         ge=0,
         description="> 0: Gumbel root search over this many candidates (for few simulations)",
     )
-    workers: int = Field(
+    chunks: int = Field(
         1,
         ge=1,
-        le=2,
-        description="processes playing a generation's games (2: one more besides the loop's)",
+        le=4096,
+        description="seeded pieces a generation's games are split into, each with its own "
+        "random stream; results depend on this, never on the executor that plays them",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workers_are_chunks(cls, data: Any) -> Any:
+        """Recipes before executors said `workers: 2` (two chunks, one more process)."""
+        if isinstance(data, dict) and "workers" in data:
+            data = dict(data)
+            workers = data.pop("workers")
+            data.setdefault("chunks", workers)
+        return data
 
     def search(self) -> SearchConfig:
         return SearchConfig(
@@ -139,6 +151,7 @@ class AlphaZeroConfig(LoopConfig):
     kind: Literal["games.alphazero"] = Field(
         "games.alphazero", description="which experiment this recipe runs"
     )
+    parallel: ClassVar[bool] = True  # self-play chunks go to the executor
     game: Literal["tictactoe", "connect4", "othello6"] = Field(
         "tictactoe", description="tictactoe, connect4 or othello6"
     )
@@ -148,6 +161,16 @@ class AlphaZeroConfig(LoopConfig):
     evaluation: EvaluationConfig = Field(
         EvaluationConfig(), description="scoring against fixed anchors"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workers_meant_processes(cls, data: Any) -> Any:
+        """`self_play.workers: 2` of older recipes also meant a worker process: the
+        `processes` executor, unless the recipe names one."""
+        play = data.get("self_play") if isinstance(data, dict) else None
+        if isinstance(play, dict) and int(play.get("workers", 1)) > 1:
+            data = {"executor": {"kind": "processes", "num_workers": play["workers"]}} | data
+        return data
 
     def memory_bytes(self) -> int:
         """Search trees of every game at once (a node: the board, 17 bytes per action, its
@@ -215,18 +238,24 @@ class PlayChunk:
             self.config.settings(),
         )
 
+    def piece(self, part: tuple[int, int]) -> Positions:
+        """One chunk, `(games, seed)`: what an executor runs."""
+        return self(*part)
+
 
 @dataclass(frozen=True)
 class SelfPlay:
     game: Game
     config: SelfPlayConfig
+    executor: ExecutorConfig
 
     def __call__(self, model: NetModel, generation: int, rng: np.random.Generator) -> Positions:
         del generation  # the engine stamps the positions with it
         play = PlayChunk(self.game, self.config, model)
-        if self.config.workers == 1:
+        if self.config.chunks == 1:
             return play(self.config.games_per_generation, rng)
-        return play_chunks(play, self.config.games_per_generation, self.config.workers, rng)
+        games, chunks = self.config.games_per_generation, self.config.chunks
+        return play_chunks(play.piece, games, chunks, rng, executor_of(self.executor))
 
 
 @dataclass(frozen=True)
@@ -331,7 +360,7 @@ def build_arms(config: AlphaZeroConfig) -> list[Arm]:
     )
     pipeline: Pipeline[NetModel, Positions, Window] = Pipeline(
         initialize=RandomWeights(game, config.net),
-        generate=SelfPlay(game, config.self_play),
+        generate=SelfPlay(game, config.self_play, config.executor),
         verify=Referee(game),
         curate=ReplayWindow(config.train.replay_window),
         train=TrainOnWindow(config.train, symmetries),

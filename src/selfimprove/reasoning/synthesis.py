@@ -19,17 +19,19 @@ gate        no regression: a candidate whose pass rate on validation specificati
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
-from selfimprove.core.config import ConfigError, GateConfig, LoopConfig
+from selfimprove.core.config import ConfigError, ExecutorConfig, GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline
+from selfimprove.core.executors import executor_of
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
 from selfimprove.core.provenance import provenance_columns
@@ -70,6 +72,7 @@ class SynthesisConfig(LoopConfig):
     kind: Literal["reasoning.synthesis"] = Field(
         "reasoning.synthesis", description="which experiment this recipe runs"
     )
+    parallel: ClassVar[bool] = True  # sandbox runs go to the executor
     seed_pairs: int = Field(8, ge=0, description="worked two-step programs (all one-step ones too)")
     seed_triples: int = Field(0, ge=0, description="worked three-step programs")
     pool_pairs: int = Field(40, ge=1, description="two-step specifications without programs")
@@ -182,17 +185,38 @@ class Tasks:
         )
 
 
-def _judge(sandbox: Sandbox, candidates: Sequence[Candidate]) -> list[RunVerdict]:
-    """Each distinct (spec, program) runs once; two sandboxes at a time (the work is waiting
-    on child processes)."""
+def _judge(
+    sandbox: Sandbox, candidates: Sequence[Candidate], executor: ExecutorConfig
+) -> list[RunVerdict]:
+    """Each distinct (spec, program) runs once. Locally two sandboxes at a time (the work is
+    waiting on child processes); with another executor the distinct programs are split into
+    one piece per worker, each run the same way there. A verdict depends only on its program,
+    so where it ran never changes it."""
     distinct = {(c.task.spec, c.program): c for c in candidates}
-
-    def run(c: Candidate) -> RunVerdict:
-        return sandbox.run(c.program, "f", c.task.inputs, c.task.expected)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        verdicts = dict(zip(distinct, pool.map(run, distinct.values()), strict=True))
+    runs = [(c.program, c.task.inputs, c.task.expected) for c in distinct.values()]
+    judge = Judge(sandbox)
+    if executor.kind == "local":
+        judged = judge(runs)
+    else:
+        cuts = np.linspace(0, len(runs), executor.num_workers + 1).astype(int)
+        pieces = [runs[a:b] for a, b in itertools.pairwise(cuts) if b > a]
+        judged = [v for piece in executor_of(executor).map(judge, pieces) for v in piece]
+    verdicts = dict(zip(distinct, judged, strict=True))
     return [verdicts[(c.task.spec, c.program)] for c in candidates]
+
+
+Run = tuple[str, tuple[Any, ...], tuple[Any, ...]]  # program, inputs, expected outputs
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Programs run on their tests, two sandboxes at a time (pickles to a worker)."""
+
+    sandbox: Sandbox
+
+    def __call__(self, runs: Sequence[Run]) -> list[RunVerdict]:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(lambda r: self.sandbox.run(r[0], "f", r[1], r[2]), runs))
 
 
 @dataclass(frozen=True)
@@ -229,10 +253,11 @@ class RunTests:
     """Verify: run each program on its specification's tests in the sandbox."""
 
     sandbox: Sandbox
+    executor: ExecutorConfig
 
     def __call__(self, samples: list[Candidate], rng: np.random.Generator) -> list[Verdict]:
         del rng
-        return [_verdict(v) for v in _judge(self.sandbox, samples)]
+        return [_verdict(v) for v in _judge(self.sandbox, samples, self.executor)]
 
 
 def _verdict(run: RunVerdict) -> Verdict:
@@ -279,6 +304,7 @@ class EvaluateHeldOut:
     validation: tuple[Task, ...]
     sandbox: Sandbox
     batch: int
+    executor: ExecutorConfig
 
     def __call__(self, model: Trained, generation: int, rng: np.random.Generator) -> Metrics:
         del generation
@@ -306,7 +332,7 @@ class EvaluateHeldOut:
             TOKENIZER, model.lm, [t.spec.prompt for t in tasks], config, self.batch, rng
         )
         candidates = [Candidate(t, extract_program(x)) for t, x in zip(tasks, texts, strict=True)]
-        return [v.passed for v in _judge(self.sandbox, candidates)]
+        return [v.passed for v in _judge(self.sandbox, candidates, self.executor)]
 
 
 def summarize(kept: Kept) -> Metrics:
@@ -344,10 +370,12 @@ def build_arms(config: SynthesisConfig) -> list[Arm]:
     pipeline: Pipeline[Trained, list[Candidate], Kept] = Pipeline(
         initialize=Initialize(base, seed, config.train),
         generate=SamplePrograms(tasks.pool, config.samples_per_spec, sampling, config.sample_batch),
-        verify=RunTests(sandbox),
+        verify=RunTests(sandbox, config.executor),
         curate=keep_passing,
         train=FineTune(base, seed, config.train),
-        evaluate=EvaluateHeldOut(tasks.held_out, tasks.validation, sandbox, config.sample_batch),
+        evaluate=EvaluateHeldOut(
+            tasks.held_out, tasks.validation, sandbox, config.sample_batch, config.executor
+        ),
         gate=build_gate(config.gate),
         history_window=1,
         summarize=summarize,

@@ -18,9 +18,9 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from selfimprove.core.config import ConfigError
+from selfimprove.core.config import ConfigError, ExecutorConfig
 from selfimprove.core.cpu import add_worker_seconds
-from selfimprove.core.executors import ExecutorConfig, WorkerLostError, timed
+from selfimprove.core.executors import WorkerLostError, timed
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -57,7 +57,7 @@ class RayExecutor:
     def __init__(self, config: ExecutorConfig) -> None:
         self.config = config
         connect(config)
-        self.task = ray.remote(num_cpus=1, max_retries=config.max_retries)(timed)
+        self.task: Any = ray.remote(num_cpus=1, max_retries=config.max_retries)(timed)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         shared = ray.put(fn)  # the model inside `fn` crosses once, not once per piece
