@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,docs,hf,peers,web,rl]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,docs,hf,peers,web,rl,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)
