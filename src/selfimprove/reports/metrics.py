@@ -222,6 +222,22 @@ _ENTRIES = (
         "How surprising this generation's text is to the model trained on real text.",
     ),
     _entry(
+        "monitor/gen0_low_share",
+        "Generated text generation 0 finds very likely",
+        "share of documents (real text: 0.1)",
+        "Share of generated documents whose perplexity under generation 0 is below the "
+        "real held-out documents' 10th percentile (the low-perplexity spike).",
+        share=True,
+    ),
+    _entry(
+        "monitor/gen0_high_share",
+        "Generated text generation 0 finds very unlikely",
+        "share of documents (real text: 0.1)",
+        "Share of generated documents whose perplexity under generation 0 is above the "
+        "real held-out documents' 90th percentile (the long tail of errors).",
+        share=True,
+    ),
+    _entry(
         "monitor/compression",
         "Compression ratio of the generated text",
         "compressed / raw size (lower: more repetitive)",
@@ -370,6 +386,12 @@ _ENTRIES = (
         "Negative log-likelihood ({split})",
         "nats per token",
         "Cross-entropy of the model on held-out text (lower is better).",
+    ),
+    _entry(
+        "eval/test_ppl",
+        "Perplexity on held-out text",
+        "perplexity (exp of nats per token)",
+        "Exponential of the mean cross-entropy per token on the held-out plays (lower is better).",
     ),
     _entry(
         "eval/train_nll",
