@@ -32,6 +32,7 @@ from selfimprove.core.names import did_you_mean
 from selfimprove.core.records import Claim
 from selfimprove.core.snapshot import SnapshotError, TensorCodec
 from selfimprove.core.store import RunInfo, RunStore
+from selfimprove.core.tracking import Tracking, open_tracking
 from selfimprove.distill import distill, lm
 from selfimprove.failures import facts, forgetting, labelling, shift, urn
 from selfimprove.games import alphazero
@@ -200,11 +201,31 @@ def _drive(
     try:
         with store.exclusive():
             store.remove_leftovers()  # of writes a crash or kill interrupted
-            engine = Engine(config, store, progress, CODECS)
-            status = engine.run(arms(), stop_after=stop_after)
+            built = arms()
+            tracking = None
+            if config.tracking is not None:  # opened and caught up now: a failure is one line
+                names = [arm.name for arm in built]
+                tracking = open_tracking(config.tracking, store, names, __version__)
+            engine = Engine(config, store, progress, CODECS, on_commit=tracking)
+            status = _run_tracked(engine, built, stop_after, tracking)
         return RunResult(store.run_dir, status)
     finally:
         store.close()
+
+
+def _run_tracked(
+    engine: Engine, arms: list[Arm], stop_after: int | None, tracking: Tracking | None
+) -> str:
+    """Run the engine; the tracker, if any, is told how the run ended, failures included."""
+    try:
+        status = engine.run(arms, stop_after=stop_after)
+    except BaseException as error:
+        if tracking is not None:
+            tracking.finish("stopped" if isinstance(error, KeyboardInterrupt) else "failed")
+        raise
+    if tracking is not None:
+        tracking.finish(status)
+    return status
 
 
 def measure(store: RunStore) -> Measured:

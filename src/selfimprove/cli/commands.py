@@ -32,6 +32,7 @@ from selfimprove.core.store import (
     RunStore,
     list_runs,
 )
+from selfimprove.core.tracking import attach_report
 from selfimprove.oversight.audit import AuditError
 from selfimprove.oversight.queue import ReviewError, ReviewQueue
 from selfimprove.recipes import TOUR, find_recipes
@@ -95,10 +96,14 @@ def _write_report(run: str | Path, runs_dir: Path) -> tuple[Path, list[Claim]]:
 
     store = RunStore.open(run, runs_dir)
     try:
-        claims = claims_for(parse_config(store.info().config, store.run_dir.name), store)
-        return write_run_report(store, claims), claims
+        config = parse_config(store.info().config, store.run_dir.name)
+        claims = claims_for(config, store)
+        path = write_run_report(store, claims)
     finally:
         store.close()
+    if config.tracking is not None:  # the report is the tracked run's last artifact
+        attach_report(config.tracking, store.run_dir, path)
+    return path, claims
 
 
 def _wall(seconds: float) -> str:

@@ -138,6 +138,9 @@ class Engine:
     progress: Progress | None = None
     codecs: Sequence[TensorCodec] = ()
     """How the models' tensors enter snapshots (core imports no torch)."""
+    on_commit: Callable[[GenerationRecord], None] | None = None
+    """Told each generation once the store has committed it, never a replayed one
+    (experiment tracking, `core/tracking.py`)."""
 
     def run(self, arms: list[Arm], stop_after: int | None = None) -> str:
         """Run (or resume) every arm; returns the run's status: finished, stopped, or waiting
@@ -173,12 +176,17 @@ class Engine:
                     Event("wait", record.decision.reason, arm.name, record.generation)
                 )
                 return "waiting"
-            self.store.commit_generation(record)
+            self._commit(record)
             self._maybe_snapshot(arm, state)
             self._tell(arm, state, "running")
         status = "halted" if state.halted else "finished"
         self._tell(arm, state, status)
         return status
+
+    def _commit(self, record: GenerationRecord) -> None:
+        self.store.commit_generation(record)
+        if self.on_commit is not None:
+            self.on_commit(record)
 
     def _tell(self, arm: Arm, state: LoopState[Any, Any], status: str) -> None:
         if self.progress is not None:
@@ -331,7 +339,7 @@ class Engine:
         else:
             state, record = self._initialize(arm)
             if last < 0:
-                self.store.commit_generation(record)
+                self._commit(record)
                 self._maybe_snapshot(arm, state)
             else:
                 _check_replay(arm.name, 0, record.metrics, stored[0])

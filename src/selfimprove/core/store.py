@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from selfimprove.core import generation_folders as folders
-from selfimprove.core.records import Event, GenerationRecord, Metrics, ProvenanceCount
+from selfimprove.core.records import Decision, Event, GenerationRecord, Metrics, ProvenanceCount
 from selfimprove.core.snapshot import (
     SnapshotError,
     TensorCodec,
@@ -390,6 +390,34 @@ class RunStore:
             (arm,),
         )
         return {row[0]: (row[1], row[2]) for row in rows}
+
+    def records(self, arm: str, after: int = -1) -> list[GenerationRecord]:
+        """The committed generations of `arm` after generation `after`, in order: metrics,
+        decision and times (what a tracker is sent; kept counts, events and exhibits are left
+        out)."""
+        cpu = "cpu_seconds" if self._has_cpu_seconds() else "NULL"
+        rows = self._db.execute(
+            f"SELECT generation, action, reason, seconds, {cpu} FROM generations "
+            "WHERE arm = ? AND generation > ? ORDER BY generation",
+            (arm, after),
+        ).fetchall()
+        metrics: dict[int, Metrics] = {}
+        for generation, key, value in self._db.execute(
+            "SELECT generation, key, value FROM metrics WHERE arm = ? AND generation > ?",
+            (arm, after),
+        ):
+            metrics.setdefault(generation, {})[key] = math.nan if value is None else float(value)
+        return [
+            GenerationRecord(
+                arm,
+                generation,
+                metrics.get(generation, {}),
+                Decision(action, reason),
+                seconds=seconds or 0.0,
+                cpu_seconds=cpu_seconds,
+            )
+            for generation, action, reason, seconds, cpu_seconds in rows
+        ]
 
     def events(self) -> list[tuple[str, str | None, int | None, str, str]]:
         """(time, arm, generation, kind, message) in the order they were logged."""
