@@ -22,6 +22,18 @@ TINY: dict[str, dict[str, Any]] = {
         "training": {"batch_size": 8, "warmup_steps": 2},
         "arms": REPLACE,
     },
+    "collapse.pretrained_lm": {
+        "model": "tiny-random",
+        "text": {"test_plays": ["macbeth"], "train_plays": ["hamlet"]},
+        "document_tokens": 16,
+        "train_documents": 16,
+        "test_documents": 8,
+        "histogram_documents": 8,
+        "steps": 4,
+        "training": {"batch_size": 4, "warmup_steps": 1},
+        "lora": {"rank": 2},
+        "arms": REPLACE,
+    },
     "collapse.vae": {
         "steps": 20,
         "classifier_steps": 20,

@@ -25,6 +25,7 @@ KINDS = (
     "collapse.gaussian",
     "collapse.gmm",
     "collapse.ngram",
+    "collapse.pretrained_lm",
     "collapse.regression",
     "collapse.tiny_gpt",
     "collapse.vae",

@@ -138,10 +138,12 @@ def _build_host(config: PretrainedCollapseConfig) -> tuple[AdapterHost, Tokens]:
             from selfimprove.models.packaged import load_packaged
 
             net, tokenizer = load_packaged(device=config.device)
+            start = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+            assert isinstance(start, int)
             tokens = Tokens(
                 lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"]),
                 lambda ids: str(tokenizer.decode(list(ids), skip_special_tokens=True)),
-                int(tokenizer.convert_tokens_to_ids("<|endoftext|>")),
+                start,
             )
         case "tiny-random":
             net = tiny_random_llama(len(ALPHABET) + 2).to(config.device)
@@ -166,7 +168,9 @@ def tiny_random_llama(vocab_size: int) -> Any:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        net = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+            config, dtype=torch.float32
+        )
     return net.eval()
 
 

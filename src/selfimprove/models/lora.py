@@ -14,6 +14,7 @@ scores and the sampler all work on the T tokens after it. Randomness comes from 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -78,7 +79,9 @@ class AdapterHost:
             target_modules=list(settings.targets),
             lora_dropout=0.0,
         )
-        self.net = peft.get_peft_model(base, lora)
+        with warnings.catch_warnings():  # peft 0.21 calls a property transformers 5 deprecates
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+            self.net = peft.get_peft_model(base, lora)
         self._peft = peft
         self.device = next(base.parameters()).device
         self._keys = sorted(peft.get_peft_model_state_dict(self.net))

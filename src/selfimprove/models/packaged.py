@@ -96,7 +96,9 @@ def dequantized(quantized: transformers.PreTrainedModel) -> transformers.PreTrai
     loaded from a GGUF (it is marked quantized, though its tensors are already float32)."""
     config = quantized.config
     del config.quantization_config
-    plain = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+        config, dtype=torch.float32
+    )
     plain.load_state_dict(quantized.state_dict())
     return plain
 
@@ -108,4 +110,5 @@ def load_packaged(
     folder = converted_folder(model)
     net = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    return net.to(device).eval(), tokenizer
+    # transformers' decorator on `to` hides its signature from mypy
+    return net.to(device).eval(), tokenizer  # type: ignore[arg-type]
