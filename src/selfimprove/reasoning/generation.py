@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
+from selfimprove.core.config import ExecutorConfig
+from selfimprove.core.executors import executor_of
 from selfimprove.models.tiny_gpt import (
     EOS,
     Example,
@@ -67,6 +69,50 @@ def complete(
         chunk = [tokenizer.encode(p) for p in prompts[start : start + batch]]
         out.extend(tokenizer.decode(ids) for ids in lm.sample(chunk, config, rng))
     return out
+
+
+@dataclass(frozen=True)
+class Completions:
+    """A piece of a sharded `complete`: `(prompts, seed)` -> their completions (pickles to a
+    worker with the model inside)."""
+
+    tokenizer: Tokenizer
+    lm: LanguageModel
+    config: SamplingConfig
+    batch: int
+
+    def __call__(self, part: tuple[Sequence[str], int]) -> list[str]:
+        prompts, seed = part
+        rng = np.random.default_rng(seed)
+        return complete(self.tokenizer, self.lm, prompts, self.config, self.batch, rng)
+
+
+def complete_sharded(
+    completions: Completions,
+    prompts: Sequence[str],
+    shards: int,
+    rng: np.random.Generator,
+    executor: ExecutorConfig,
+) -> list[str]:
+    """`complete` split into `shards` pieces of whole batches for `executor`, each with a seed
+    drawn from `rng` first. One shard is `complete` itself with `rng`. Shards hold whole
+    batches, so greedy completions equal the unsharded ones; sampled ones depend on `shards`
+    (never on the executor)."""
+    if shards == 1:
+        batch = completions.batch
+        return complete(
+            completions.tokenizer, completions.lm, prompts, completions.config, batch, rng
+        )
+    batches = math.ceil(len(prompts) / completions.batch)
+    cuts = np.linspace(0, batches, shards + 1).astype(int) * completions.batch
+    seeds = [int(s) for s in rng.integers(2**63, size=shards)]
+    parts = [
+        (tuple(prompts[a:b]), seed)
+        for a, b, seed in zip(cuts[:-1], cuts[1:], seeds, strict=True)
+        if a < len(prompts) and b > a
+    ]
+    done = executor_of(executor).map(completions, parts)
+    return [text for piece in done for text in piece]
 
 
 @dataclass(frozen=True)

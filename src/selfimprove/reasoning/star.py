@@ -29,12 +29,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from selfimprove.core.config import GateConfig, LoopConfig
+from selfimprove.core.config import ExecutorConfig, GateConfig, LoopConfig
 from selfimprove.core.engine import Arm, Pipeline, no_summary
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
@@ -51,10 +51,12 @@ from selfimprove.models.tiny_gpt import (
 )
 from selfimprove.reasoning.claims import star_claims
 from selfimprove.reasoning.generation import (
+    Completions,
     SamplingConfig,
     SelfTrainConfig,
     Trained,
     complete,
+    complete_sharded,
     text_example,
 )
 from selfimprove.reasoning.shapes import (
@@ -140,6 +142,7 @@ class StarConfig(LoopConfig):
     kind: Literal["reasoning.star"] = Field(
         "reasoning.star", description="which experiment this recipe runs"
     )
+    parallel: ClassVar[bool] = True  # the pool's rationales go to the executor
     operation: Operation = Field("add", description="add: n-digit addition; mul1: times a digit")
     train_digits: tuple[Digits, ...] = Field(
         (1, 2, 3, 4, 5), min_length=1, description="operand lengths trained on (1-18)"
@@ -176,6 +179,13 @@ class StarConfig(LoopConfig):
     model: GptShape = Field(GptShape(), description="the tiny GPT (context in characters)")
     train: StarTrainConfig = Field(StarTrainConfig(), description="fine-tuning settings")
     sample_batch: int = Field(512, ge=1, description="prompts sampled at once")
+    generation_shards: int = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="pieces of whole batches the pool's rationales are split into for the "
+        "executor (greedy: the same rationales for any number)",
+    )
     gate: GateConfig = Field(
         GateConfig(kind="no_regression", metric="val/accuracy", tolerance=0.05),
         description="keep a candidate unless its validation accuracy falls by more than 0.05",
@@ -478,12 +488,16 @@ class GenerateRationales:
     pool: tuple[Problem, ...]
     max_new: int
     batch: int
+    shards: int
+    executor: ExecutorConfig
 
     def __call__(self, model: Trained, generation: int, rng: np.random.Generator) -> list[Attempt]:
         del generation
-        completions = _complete(
-            model.lm, [p.prompt() for p in self.pool], self.max_new, self.batch, rng
+        greedy = Completions(
+            TOKENIZER, model.lm, SamplingConfig(max_new_tokens=self.max_new), self.batch
         )
+        prompts = [p.prompt() for p in self.pool]
+        completions = complete_sharded(greedy, prompts, self.shards, rng, self.executor)
         return [Attempt(p, c, False) for p, c in zip(self.pool, completions, strict=True)]
 
 
@@ -724,7 +738,9 @@ def build_arms(config: StarConfig) -> list[Arm]:
         generate: GenerateRationales | DirectAnswers = (
             DirectAnswers(pool)
             if direct
-            else GenerateRationales(pool, max_new, config.sample_batch)
+            else GenerateRationales(
+                pool, max_new, config.sample_batch, config.generation_shards, config.executor
+            )
         )
         rationalize = Rationalize(max_new, config.sample_batch) if arm.method == "star" else None
         seed_steps, direct_steps = config.train.seed_steps, None

@@ -47,10 +47,12 @@ from selfimprove.models.tiny_gpt import (
 )
 from selfimprove.reasoning.claims import synthesis_claims
 from selfimprove.reasoning.generation import (
+    Completions,
     SamplingConfig,
     SelfTrainConfig,
     Trained,
     complete,
+    complete_sharded,
     text_example,
 )
 from selfimprove.reasoning.programs import Spec, all_specs, extract_program, test_inputs
@@ -98,6 +100,14 @@ class SynthesisConfig(LoopConfig):
     model: GptShape = Field(GptShape(), description="the tiny GPT (context in tokens)")
     train: SynthesisTrainConfig = Field(SynthesisTrainConfig(), description="fine-tuning")
     sample_batch: int = Field(256, ge=1, description="prompts sampled at once")
+    generation_shards: int = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="pieces of whole batches a generation's sampling is split into, each "
+        "seeded from the stage's stream, for the executor; results depend on this number, "
+        "never on the executor",
+    )
     gate: GateConfig = Field(
         GateConfig(kind="no_regression", metric="val/pass_rate", tolerance=0.1),
         description="keep a candidate unless its validation pass rate falls by more than 0.1",
@@ -236,15 +246,17 @@ class SamplePrograms:
     samples: int
     sampling: SamplingConfig
     batch: int
+    shards: int
+    executor: ExecutorConfig
 
     def __call__(
         self, model: Trained, generation: int, rng: np.random.Generator
     ) -> list[Candidate]:
         del generation
         tasks = [t for t in self.pool for _ in range(self.samples)]
-        texts = complete(
-            TOKENIZER, model.lm, [t.spec.prompt for t in tasks], self.sampling, self.batch, rng
-        )
+        completions = Completions(TOKENIZER, model.lm, self.sampling, self.batch)
+        prompts = [t.spec.prompt for t in tasks]
+        texts = complete_sharded(completions, prompts, self.shards, rng, self.executor)
         return [Candidate(t, extract_program(x)) for t, x in zip(tasks, texts, strict=True)]
 
 
@@ -369,7 +381,14 @@ def build_arms(config: SynthesisConfig) -> list[Arm]:
     sampling = SamplingConfig(max_new_tokens=spec.context, temperature=config.temperature)
     pipeline: Pipeline[Trained, list[Candidate], Kept] = Pipeline(
         initialize=Initialize(base, seed, config.train),
-        generate=SamplePrograms(tasks.pool, config.samples_per_spec, sampling, config.sample_batch),
+        generate=SamplePrograms(
+            tasks.pool,
+            config.samples_per_spec,
+            sampling,
+            config.sample_batch,
+            config.generation_shards,
+            config.executor,
+        ),
         verify=RunTests(sandbox, config.executor),
         curate=keep_passing,
         train=FineTune(base, seed, config.train),
