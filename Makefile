@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_web.py
 	$(PY) benchmarks/bench_hacking.py
+	$(PY) benchmarks/bench_scale.py
 
 check: lint typecheck test
 
