@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from selfimprove.collapse.pretrained import PretrainedCollapseConfig, host_for, shakespeare_tokens
+from selfimprove.collapse.pretrained import PretrainedCollapseConfig, ShakespeareTokens, host_for
 from selfimprove.collapse.pretrained_claims import pretrained_claims
 from selfimprove.core.config import ConfigError
 from selfimprove.core.experiment import Measured
@@ -73,7 +73,7 @@ def test_pretrained_collapse_resumes_exactly_and_keeps_its_histogram(tmp_path: P
 
 def test_held_out_documents_come_only_from_held_out_plays() -> None:
     config = tiny_config()
-    family = shakespeare_tokens(config)
+    family = ShakespeareTokens(config, 1.0)
     tokens = host_for(config)[1]
     training_text = shakespeare.corpus(config.text.training_plays())
     held_out_text = shakespeare.corpus(list(config.text.test_plays))
@@ -86,7 +86,7 @@ def test_held_out_documents_come_only_from_held_out_plays() -> None:
 def test_training_an_adapter_never_changes_the_base() -> None:
     config = tiny_config()
     host, tokens = host_for(config)
-    family = shakespeare_tokens(config)
+    family = ShakespeareTokens(config, 1.0)
     base = {
         k: v.clone() for k, v in host.net.get_base_model().state_dict().items() if "lora" not in k
     }
@@ -160,7 +160,7 @@ def test_smollm2_loads_converts_and_a_short_fine_tune_lowers_held_out_perplexity
     assert isinstance(config, PretrainedCollapseConfig)
     host, tokens = host_for(config)
     assert host.net.get_base_model().num_parameters() == 134_515_008
-    family = shakespeare_tokens(config)
+    family = ShakespeareTokens(config, 1.0)
     rng = np.random.default_rng(0)
     fresh = host.fresh(rng)
     before = float(np.exp(host.document_nll(fresh, family.test, tokens.start, 16).mean()))
