@@ -125,6 +125,7 @@ def known_table(replace_ppl: list[float], low: list[float]) -> Measured:
                 "eval/test_nll": float(np.log(p)),
                 "eval/test_ppl": p,
                 "monitor/gen0_low_share": s,
+                "monitor/gen0_high_share": s / 2,
                 "monitor/gen0_nll_q10": 3.0,
                 "monitor/gen0_nll_median": 3.5,
                 "monitor/gen0_nll_q90": 3.0 + width / (g + 1),
@@ -145,11 +146,14 @@ def test_claims_read_the_rise_the_spike_and_the_policies_off_a_known_table() -> 
     config = load_config(CONFIGS / "collapse" / "pretrained_lm.yaml", ["generations=2"])
     assert isinstance(config, PretrainedCollapseConfig)
     found = pretrained_claims(config, known_table([20.0, 23.0, 26.0], [0.1, 0.3, 0.5]))
-    assert all(found[i].holds for i in range(5)), [c.measured for c in found[:5]]
+    # rise, spike, narrowing, tail, then 10% real and accumulate against replace
+    assert all(found[i].holds for i in range(6)), [c.measured for c in found[:6]]
     assert "+30.0%" in found[0].measured and "0.100 -> 0.300 -> 0.500" in found[1].measured
+    assert "0.050 -> 0.150 -> 0.250" in found[3].measured
     flat = pretrained_claims(config, known_table([20.0, 19.0, 19.5], [0.1, 0.05, 0.0]))
-    assert not flat[0].holds and not flat[1].holds
-    assert not flat[3].holds  # 10% real (21.5) does not end below replace (19.5)
+    assert not flat[0].holds and not flat[1].holds and not flat[3].holds
+    assert not flat[4].holds  # 10% real (21.5) does not end below replace (19.5)
+    assert flat[5].holds is False  # nor does accumulate (20.3)
 
 
 @pytest.mark.slow
