@@ -15,6 +15,7 @@ computes never depends on where it ran, so results are the same as `local`'s.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -45,10 +46,27 @@ def connect(config: ExecutorConfig) -> None:
         "log_to_driver": False,
         "configure_logging": True,
     }
-    if config.address == "local":
-        ray.init(num_cpus=config.num_workers, **options)
-    else:
-        ray.init(address=config.address, **options)
+    if config.address not in ("local", "auto"):
+        _check_reachable(config.address)
+    try:
+        if config.address == "local":
+            ray.init(num_cpus=config.num_workers, **options)
+        else:
+            ray.init(address=config.address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"executor: no Ray cluster at {config.address!r}: {reason}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable head for minutes; a closed port is a one-line error now."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"executor: address {address!r} is not host:port or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise ConfigError(f"executor: no Ray cluster at {address!r}: {error}") from None
 
 
 class RayExecutor:
