@@ -184,10 +184,15 @@ def resume_run(
     runs_dir: Path = Path("runs"),
     progress: Progress | None = None,
     stop_after: int | None = None,
+    tracking: bool = True,
 ) -> RunResult:
-    """Continue a stopped or crashed run from its store; finished runs return at once."""
+    """Continue a stopped or crashed run from its store; finished runs return at once (a
+    tracker only catches up). `tracking=False` leaves the recipe's tracker out this time
+    (its server is gone); a later resume with it sends what it missed."""
     store = RunStore.open(run, runs_dir)
     config = parse_config(store.info().config, f"run {store.run_dir.name}")
+    if not tracking:
+        config = config.model_copy(update={"tracking": None})
     return _drive(config, store, lambda: build_arms(config), progress, stop_after)
 
 

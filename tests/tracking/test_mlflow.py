@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from selfimprove.cli import main
+from selfimprove.cli import _parser, main
 from selfimprove.core.config import ConfigError
 from selfimprove.core.records import GenerationRecord
 from selfimprove.core.tracking import plugin
@@ -136,6 +136,22 @@ def test_a_tracker_failing_mid_run_warns_once_and_resume_catches_it_up(
     monkeypatch.setattr(MlflowTracker, "log_generation", real)
     assert resume_run(run.run_dir).status == "finished"  # a finished run: only catches up
     assert_every_generation_once(mlflow_uri, run.run_dir)
+
+
+def test_resume_without_tracking_then_with_it_sends_what_was_missed(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    cut = start_run(parse_config(tracked(mlflow_uri), "test"), tmp_path, stop_after=2)
+    assert _parser().parse_args(["resume", "RUN", "--no-tracking"]).tracking is False
+    assert resume_run(cut.run_dir, tracking=False).status == "finished"  # its server is gone
+    client, run = mlflow_run(mlflow_uri, cut.run_dir)
+    assert run.info.status == "KILLED"
+    history = client.get_metric_history(run.info.run_id, "replace_ mle_ M_20/generation/accepted")
+    assert sorted(m.step for m in history) == [0, 1, 2]
+
+    assert resume_run(cut.run_dir).status == "finished"
+    assert_every_generation_once(mlflow_uri, cut.run_dir)
+    assert mlflow_run(mlflow_uri, cut.run_dir)[1].info.status == "FINISHED"
 
 
 def free_port() -> int:

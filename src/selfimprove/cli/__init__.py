@@ -176,6 +176,13 @@ def _parser() -> argparse.ArgumentParser:
     resume = command("resume", "continue a crashed, stopped or waiting run")
     resume.add_argument("run", help="a run id (or its folder)")
     resume.add_argument("--wait", action="store_true", help=wait_help)
+    resume.add_argument(
+        "--no-tracking",
+        dest="tracking",
+        action="store_false",
+        help="leave the recipe's experiment tracker out this time (its server is gone); a "
+        "later resume with it sends what it missed",
+    )
 
     command("runs", "list runs (a run whose process is gone shows as stopped)")
 

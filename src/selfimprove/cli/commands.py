@@ -89,8 +89,11 @@ def _check_runs_dir(runs_dir: Path) -> None:
         raise ConfigError(f"--runs-dir {runs_dir}: not a folder")
 
 
-def _write_report(run: str | Path, runs_dir: Path) -> tuple[Path, list[Claim]]:
-    """Check the run's claims against its metrics and write its HTML report."""
+def _write_report(
+    run: str | Path, runs_dir: Path, tracking: bool = True
+) -> tuple[Path, list[Claim]]:
+    """Check the run's claims against its metrics and write its HTML report (and attach it
+    to the run's experiment tracker, unless `tracking` is off)."""
     from selfimprove.experiments import claims_for, parse_config
     from selfimprove.reports.html import write_run_report
 
@@ -101,7 +104,7 @@ def _write_report(run: str | Path, runs_dir: Path) -> tuple[Path, list[Claim]]:
         path = write_run_report(store, claims)
     finally:
         store.close()
-    if config.tracking is not None:  # the report is the tracked run's last artifact
+    if tracking and config.tracking is not None:  # the tracked run's last artifact
         attach_report(config.tracking, store.run_dir, path)
     return path, claims
 
@@ -120,8 +123,8 @@ def _print_claims(claims: list[Claim]) -> None:
         console.print(line)
 
 
-def _finish(result: RunResult, runs_dir: Path, started: float) -> int:
-    path, claims = _write_report(result.run_dir, runs_dir)
+def _finish(result: RunResult, runs_dir: Path, started: float, tracking: bool = True) -> int:
+    path, claims = _write_report(result.run_dir, runs_dir, tracking)
     _print_claims(claims)
     console.print(f"run {result.run_id} {result.status} in {_wall(time.monotonic() - started)}")
     console.print(f"report: {path}")
@@ -154,9 +157,9 @@ def _resume(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     with progress_bars(console) as progress:
-        result = resume_run(args.run, args.runs_dir, progress)
+        result = resume_run(args.run, args.runs_dir, progress, tracking=args.tracking)
         result = _follow(result, args, progress)
-    return _finish(result, args.runs_dir, started)
+    return _finish(result, args.runs_dir, started, args.tracking)
 
 
 POLL_SECONDS = 1.0
@@ -181,7 +184,8 @@ def _follow(result: RunResult, args: argparse.Namespace, progress: Progress) -> 
                 time.sleep(POLL_SECONDS)
                 counts = queue.counts()
                 left = counts["pending"] + counts["disputed"]
-        result = resume_run(result.run_dir, args.runs_dir, progress)
+        tracking = getattr(args, "tracking", True)  # `resume --no-tracking`
+        result = resume_run(result.run_dir, args.runs_dir, progress, tracking=tracking)
     return result
 
 
