@@ -112,7 +112,7 @@ class MlflowTracker:
 
     def log_generation(self, record: GenerationRecord) -> None:
         stamp, step = int(time.time() * 1000), record.generation
-        values = {k: v for k, v in sorted(record.metrics.items()) if math.isfinite(v)}
+        values = {k: float(v) for k, v in sorted(record.metrics.items()) if math.isfinite(v)}
         values["generation/seconds"] = record.seconds
         if record.cpu_seconds is not None:
             values["generation/cpu_seconds"] = record.cpu_seconds
