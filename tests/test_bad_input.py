@@ -70,6 +70,16 @@ def written(tmp_path: Path, name: str, content: bytes) -> str:
 
 CASES: list[tuple[str, list[str], str]] = [
     ("kind a list", ["run", GAUSSIAN, "--set", "kind=[a]"], "unknown experiment"),
+    (
+        "a spread that overflows (was an OverflowError traceback)",
+        [
+            "run",
+            str(CONFIGS / "collapse/gmm.yaml"),
+            "--set",
+            "component_std=1.3407807929942597e+154",
+        ],
+        "cannot be built",
+    ),
     ("seed -1", ["run", GAUSSIAN, "--set", "seed=-1"], "seed"),
     ("seed 2**70", ["run", GAUSSIAN, "--set", f"seed={2**70}"], "seed"),
     ("num_seeds 1e13", ["run", GAUSSIAN, "--set", f"num_seeds={10**13}"], "GiB available"),

@@ -19,6 +19,8 @@ from selfimprove.cli import KINDS, _parser, main
 from tests.conftest import CONFIGS
 
 GAUSSIAN = str(CONFIGS / "collapse/gaussian.yaml")
+SELF_PLAY = str(CONFIGS / "games/tictactoe.yaml")
+RAY_ON = ["run", "--set", "executor.kind=ray"]
 TINY = ["--set", "generations=2", "--set", "num_seeds=4", "--set", "monitor_every=1"]
 
 CASES: list[tuple[str, list[str], str]] = [
@@ -37,6 +39,17 @@ CASES: list[tuple[str, list[str], str]] = [
     ("run: an index too far", ["run", GAUSSIAN, "--set", "arms.9.name=x"], "not an index"),
     ("run: a mistyped kind", ["run", "--explain", "collapse.gausian"], "'collapse.gaussian'?"),
     ("run: a mistyped flag", ["run", GAUSSIAN, "--chek"], "did you mean '--check'?"),
+    ("run: an executor a loop cannot use", [*RAY_ON[:1], GAUSSIAN, *RAY_ON[1:]], "one process"),
+    (
+        "run: a Ray cluster nobody runs",
+        [*RAY_ON[:1], SELF_PLAY, *RAY_ON[1:], "--set", "executor.address=127.0.0.1:1"],
+        "no Ray cluster at '127.0.0.1:1'",
+    ),
+    (
+        "run: a Ray address that is none",
+        [*RAY_ON[:1], SELF_PLAY, *RAY_ON[1:], "--set", "executor.address=nowhere"],
+        "is not host:port",
+    ),
     # recipes
     ("recipes: an argument", ["recipes", "collapse"], "unrecognized arguments: collapse"),
     # resume

@@ -26,6 +26,7 @@ from selfimprove.collapse import (
 )
 from selfimprove.core.config import ConfigError, LoopConfig, apply_overrides, read_yaml, validate
 from selfimprove.core.engine import Arm, Engine, LoopState, Progress
+from selfimprove.core.executors import executor_of
 from selfimprove.core.experiment import Experiment, Measured
 from selfimprove.core.memory import check_memory
 from selfimprove.core.names import did_you_mean
@@ -102,6 +103,7 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
     """The run's arms, after checking that its sizes fit this machine's memory; with a review
     gate when the recipe asks for one (`oversight/`)."""
     check_memory(config)
+    executor_of(config.executor)  # a cluster that cannot be joined is refused here, first
     experiment = experiment_of(config.kind, "config")
     if config.review is not None and experiment.review is None:
         reviewable = ", ".join(e.kind for e in EXPERIMENTS if e.review is not None)
@@ -111,7 +113,7 @@ def build_arms(config: ExperimentConfig) -> list[Arm]:
         )
     try:
         arms = experiment.build_arms(config)
-    except ValueError as error:  # sizes each field allows alone but not together
+    except (ValueError, ArithmeticError) as error:  # sizes each field allows alone but not together
         if isinstance(error, ConfigError):
             raise
         raise ConfigError(f"{config.kind}: these settings cannot be built: {error}") from None

@@ -183,7 +183,7 @@ class StarConfig(LoopConfig):
         1,
         ge=1,
         le=4096,
-        description="pieces of whole batches the pool's rationales are split into for the "
+        description="pieces of complete batches the pool's rationales are split into for the "
         "executor (greedy: the same rationales for any number)",
     )
     gate: GateConfig = Field(

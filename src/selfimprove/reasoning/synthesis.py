@@ -104,7 +104,7 @@ class SynthesisConfig(LoopConfig):
         1,
         ge=1,
         le=4096,
-        description="pieces of whole batches a generation's sampling is split into, each "
+        description="pieces of complete batches a generation's sampling is split into, each "
         "seeded from the stage's stream, for the executor; results depend on this number, "
         "never on the executor",
     )
