@@ -31,7 +31,7 @@ GAMES = int(os.environ.get("BENCH_SCALE_GAMES", "64"))
 ROUNDS = 2
 TRIVIAL = 200  # pieces for the bare per-task cost
 CALLS = 20  # generation-like calls of WORKERS pieces that carry the model
-CHUNK_SIZES = (4, 16, 64)  # games per chunk for the per-game cost in one process
+CHUNK_SIZES = (4, 16)  # games per chunk for the per-game cost in one process
 
 
 @dataclass(frozen=True)

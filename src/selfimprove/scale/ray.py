@@ -50,7 +50,7 @@ def connect(config: ExecutorConfig) -> None:
         _check_reachable(config.address)
     try:
         if config.address == "local":
-            ray.init(num_cpus=config.num_workers, **options)
+            ray.init(address="local", num_cpus=config.num_workers, **options)
         else:
             ray.init(address=config.address, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
