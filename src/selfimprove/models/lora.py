@@ -1,10 +1,11 @@
 """LoRA adapters on a frozen pretrained causal LM (`peft`, optional extra `lm`).
 
-The loop never carries the base network: it is loaded once per process (`base_network`) and
-wrapped once with empty LoRA layers (`AdapterHost`). What a generation owns is an `Adapter`,
-the LoRA tensors alone (~5M numbers for SmolLM2-135M at rank 16), which snapshots hold as
-plain tensors. Every fine-tune starts from a fresh adapter on the untouched base, so the base
-weights never change (the host checks it can load any adapter because keys and shapes match).
+The loop never carries the base network: the caller loads it once per process (e.g.
+`models.packaged.load_packaged`) and `AdapterHost` wraps it once with LoRA layers. What a
+generation owns is an `Adapter`, the LoRA tensors alone (~4.9M numbers for SmolLM2-135M at
+rank 16), which snapshots hold as plain tensors. Every fine-tune starts from a fresh adapter
+on the frozen base, so the base weights never change (a test holds them bit-equal); the host
+refuses an adapter whose keys are not its LoRA layers'.
 
 Documents are token ids `[N, T]`; a start token is put before each one, and the loss, the
 scores and the sampler all work on the T tokens after it. Randomness comes from the caller's
