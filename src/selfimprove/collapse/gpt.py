@@ -16,9 +16,9 @@ generation-0 model: the perplexity histogram, whose values are kept as an exhibi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -28,7 +28,7 @@ from selfimprove.collapse.text import RealText, TextSplit, spread_windows, text_
 from selfimprove.core.config import LoopConfig
 from selfimprove.core.engine import Arm
 from selfimprove.core.experiment import Experiment, Measured
-from selfimprove.core.memo import Newest
+from selfimprove.core.memo import SharedDraw
 from selfimprove.core.records import Batch, Claim, Evaluation
 from selfimprove.core.text_monitors import words
 from selfimprove.data import shakespeare
@@ -50,7 +50,7 @@ from selfimprove.models.tiny_gpt import (
 
 START = EOS  # each document is generated from the end-of-text token, as GPT-2 does
 
-_GENERATION_ZERO: Newest[tuple[str | bytes, ...], tuple[LmModel, Mapping[str, Any]]] = Newest()
+_GENERATION_ZERO: SharedDraw[tuple[bytes, str], LmModel] = SharedDraw()
 """The newest generation-0 model, keyed by its data, random state and settings: every arm
 of a run starts from the same real data and seed, so the first arm's model serves them all
 (a pure function's memo; a resumed run recomputes it)."""
@@ -138,15 +138,8 @@ class ShakespeareChars:
     ) -> GptModel:
         documents = np.concatenate([b.data[0] for b in batches], axis=0)
         if incumbent is None:  # generation 0: the same for every arm of a run, trained once
-            key = (
-                documents.tobytes(),
-                repr(rng.bit_generator.state),
-                self.config.model_dump_json(exclude={"arms"}),
-            )
-            lm, state = _GENERATION_ZERO.get(
-                key, lambda: (self._train(documents, rng), rng.bit_generator.state)
-            )
-            rng.bit_generator.state = state  # as if trained here
+            key = (documents.tobytes(), self.config.model_dump_json(exclude={"arms"}))
+            lm = _GENERATION_ZERO.get(key, rng, lambda: self._train(documents, rng))
             return GptModel(lm, lm)
         return GptModel(self._train(documents, rng), incumbent.reference)
 

@@ -40,7 +40,7 @@ from selfimprove.collapse.text import RealText, TextSplit, spread_windows
 from selfimprove.core.config import LoopConfig
 from selfimprove.core.engine import Arm
 from selfimprove.core.experiment import Experiment
-from selfimprove.core.memo import Newest
+from selfimprove.core.memo import Newest, SharedDraw
 from selfimprove.core.records import Batch, Evaluation
 from selfimprove.core.text_monitors import words
 from selfimprove.data import shakespeare
@@ -122,7 +122,7 @@ class Tokens:
 _HOST: Newest[str, tuple[AdapterHost, Tokens]] = Newest()
 """The base network wrapped for LoRA, built once per process (a load, not a result)."""
 
-_GENERATION_ZERO: Newest[tuple[str | bytes, ...], tuple[LoraModel, Any]] = Newest()
+_GENERATION_ZERO: SharedDraw[tuple[bytes, str], LoraModel] = SharedDraw()
 """The newest generation-0 model, keyed by its data, random state and settings: every arm
 starts from the same real data and seed, so the first arm's fine-tune serves them all."""
 
@@ -239,16 +239,8 @@ class ShakespeareTokens:
     ) -> LoraModel:
         documents = np.concatenate([b.data[0] for b in batches], axis=0)
         if incumbent is None:  # generation 0: the same for every arm of a run, trained once
-            key = (
-                documents.tobytes(),
-                repr(rng.bit_generator.state),
-                self.config.model_dump_json(exclude={"arms"}),
-            )
-            model, state = _GENERATION_ZERO.get(
-                key, lambda: (self._generation_zero(documents, rng), rng.bit_generator.state)
-            )
-            rng.bit_generator.state = state  # as if trained here
-            return model
+            key = (documents.tobytes(), self.config.model_dump_json(exclude={"arms"}))
+            return _GENERATION_ZERO.get(key, rng, lambda: self._generation_zero(documents, rng))
         return LoraModel(self._train(documents, rng), incumbent.reference)
 
     def _generation_zero(self, documents: np.ndarray, rng: np.random.Generator) -> LoraModel:

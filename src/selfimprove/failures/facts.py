@@ -30,7 +30,7 @@ kept from the incumbent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from selfimprove.core.config import ConfigModel, LoopConfig, ReviewConfig
 from selfimprove.core.engine import Arm, Pipeline
 from selfimprove.core.experiment import Experiment
 from selfimprove.core.gates import build_gate
-from selfimprove.core.memo import Newest
+from selfimprove.core.memo import SharedDraw
 from selfimprove.core.records import Evaluation, Metrics, Provenance, Sample, Verdict
 from selfimprove.core.stages import unverified
 from selfimprove.data.capitals import capitals
@@ -149,7 +149,7 @@ class FactsConfig(LoopConfig):
 # --- stages -------------------------------------------------------------------------------
 
 
-_GENERATION_ZERO: Newest[tuple[str, str], tuple[tuple[LmModel, ...], Mapping[str, Any]]] = Newest()
+_GENERATION_ZERO: SharedDraw[str, tuple[LmModel, ...]] = SharedDraw()
 """Generation 0's models: every arm of a run starts from the same statements and stream, so
 the first arm's models serve them all (a pure function's memo; a resumed run retrains)."""
 
@@ -164,11 +164,8 @@ class Initialize:
     ) -> tuple[FactModels, tuple[Sample[Statement], ...]]:
         f = self.facts
         kept = f.generation_zero()
-        key = (self.config.model_dump_json(exclude={"arms"}), repr(rng.bit_generator.state))
-        lms, state = _GENERATION_ZERO.get(
-            key, lambda: (self._train(kept, rng), rng.bit_generator.state)
-        )
-        rng.bit_generator.state = state  # as if trained here
+        key = self.config.model_dump_json(exclude={"arms"})
+        lms = _GENERATION_ZERO.get(key, rng, lambda: self._train(kept, rng))
         answers = answers_of(lms, f)
         return FactModels(lms, answers, answers), kept
 
