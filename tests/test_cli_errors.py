@@ -221,3 +221,14 @@ def test_help_answers_in_under_a_second_and_imports_no_torch() -> None:
         assert not imported & {"torch", "numpy", "pydantic", "selfimprove.experiments"}
         assert seconds < 1.0, seconds
     assert "  collapse/gaussian  " in result.stdout and "  games.alphazero\n" in result.stdout
+
+
+def test_ray_auto_that_points_at_a_dead_cluster_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto` resolves as Ray does (here `RAY_ADDRESS`); Ray itself retried for minutes."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    args = [*RAY_ON[:1], SELF_PLAY, *RAY_ON[1:], "--set", "executor.address=auto"]
+    assert_refused(*cli(args), "no Ray cluster at '127.0.0.1:1'")
+    assert list(tmp_path.iterdir()) == []

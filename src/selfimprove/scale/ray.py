@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from selfimprove.core.config import ConfigError, ExecutorConfig
@@ -46,16 +47,29 @@ def connect(config: ExecutorConfig) -> None:
         "log_to_driver": False,
         "configure_logging": True,
     }
-    if config.address not in ("local", "auto"):
-        _check_reachable(config.address)
+    address = _auto_address() if config.address == "auto" else config.address
+    if address != "local":
+        _check_reachable(address)
     try:
         if config.address == "local":
             ray.init(address="local", num_cpus=config.num_workers, **options)
         else:
-            ray.init(address=config.address, **options)
+            ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"executor: no Ray cluster at {config.address!r}: {reason}") from None
+
+
+def _auto_address() -> str:
+    """What `auto` means to Ray: `RAY_ADDRESS`, else the cluster `ray start` recorded on this
+    machine (the record outlives a stopped cluster, hence the reachability check after)."""
+    recorded = Path("/tmp/ray/ray_current_cluster")
+    address = os.environ.get("RAY_ADDRESS") or (
+        recorded.read_text().strip() if recorded.is_file() else ""
+    )
+    if not address:
+        raise ConfigError("executor: address auto, but no `ray start` cluster runs on this machine")
+    return address
 
 
 def _check_reachable(address: str) -> None:
