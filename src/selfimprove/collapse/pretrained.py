@@ -28,10 +28,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from selfimprove.collapse.pretrained_claims import pretrained_claims
@@ -47,6 +46,7 @@ from selfimprove.data import shakespeare
 from selfimprove.data.shakespeare import ALPHABET
 from selfimprove.models.lora import Adapter, AdapterHost, Device, LoraSettings, SampleSettings
 from selfimprove.models.tiny_gpt import EOS, CharTokenizer, LmTrainConfig
+from selfimprove.models.tiny_llama import tiny_random_llama
 
 BaseName = Literal["packaged", "tiny-random"]
 
@@ -153,28 +153,6 @@ def _build_host(config: PretrainedCollapseConfig) -> tuple[AdapterHost, Tokens]:
             chars = CharTokenizer(ALPHABET)
             tokens = Tokens(chars.encode, lambda ids: chars.decode(list(ids)), EOS)
     return AdapterHost(net, config.lora), tokens
-
-
-def tiny_random_llama(vocab_size: int) -> Any:
-    """A two-layer Llama of ~0.2M parameters with fixed random weights (seed 0)."""
-    import transformers
-
-    config = transformers.LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
-            config, dtype=torch.float32
-        )
-    return net.eval()
 
 
 @dataclass(frozen=True)
