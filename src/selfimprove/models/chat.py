@@ -141,7 +141,7 @@ class CharTemplate:
     (`<role>\\ncontent\\n` per message, then `<assistant>\\n`). Characters outside the
     alphabet are dropped. For tiny models in tests."""
 
-    eos = (1,)
+    eos: tuple[int, ...] = (1,)
     pad = 0
 
     def __init__(self, alphabet: str) -> None:
@@ -357,4 +357,5 @@ def hf_folder_chat(folder: Path, device: str = "cpu", batch_size: int = 16) -> L
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot load {folder}: {str(error).splitlines()[0]}") from None
-    return LocalChat(net.to(device).eval(), HfTemplate(tokenizer), folder.name, batch_size)
+    net = net.to(device)  # type: ignore[arg-type]  # transformers hides `to`'s signature
+    return LocalChat(net.eval(), HfTemplate(tokenizer), folder.name, batch_size)
