@@ -110,6 +110,21 @@ TINY: dict[str, dict[str, Any]] = {
     "failures.urn": {"num_seeds": 8, "monitor_after": 0},
     "failures.self_labelling": {"num_seeds": 4, "initial_labels": 50},
     "failures.facts": {"num_seeds": 1, "entities": 20, "planted_errors": 2, "steps": 20},
+    "constitutional.sl_cai": {
+        "model": "tiny-random",
+        "train_red_team": 4,
+        "train_helpful": 2,
+        "validation": 2,
+        "test_red_team": 3,
+        "test_helpful": 2,
+        "revisions": 2,
+        "curve_rounds": 1,
+        "answer_tokens": 8,
+        "critique_tokens": 6,
+        "steps": 2,
+        "training": {"batch_size": 2, "warmup_steps": 1},
+        "lora": {"rank": 2},
+    },
 }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -139,6 +139,42 @@ class AdapterHost:
         self.net.eval()
         return self.current()
 
+    def train_completions(
+        self,
+        adapter: Adapter,
+        examples: Sequence[tuple[Sequence[int], Sequence[int]]],
+        steps: int,
+        config: LmTrainConfig,
+        rng: np.random.Generator,
+        pad: int,
+    ) -> Adapter:
+        """Supervised fine-tuning on (prompt ids, completion ids) pairs: `steps` AdamW steps
+        on random minibatches (right-padded), the loss on completion tokens only (the
+        prompt, a chat template's turn, is context). Returns the trained adapter."""
+        self.load(adapter)
+        trained = [p for p in self.net.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            trained, lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(steps, config))
+        self.net.train()
+        for _ in range(steps):
+            chosen = rng.integers(0, len(examples), size=config.batch_size)
+            ids, labels, mask = _completion_batch([examples[i] for i in chosen], pad)
+            logits = self.net(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+            ).logits
+            loss = functional.cross_entropy(
+                logits[:, :-1].transpose(1, 2), labels[:, 1:].to(self.device), ignore_index=-100
+            )
+            optimizer.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
+            optimizer.step()
+            schedule.step()
+        self.net.eval()
+        return self.current()
+
     def _token_nll(self, documents: np.ndarray, start: int) -> torch.Tensor:
         """Nats of each document token after the start token, `[B, T]`."""
         ids = torch.as_tensor(documents, dtype=torch.long, device=self.device)
@@ -198,6 +234,22 @@ class SampleSettings:
     temperature: float
     top_p: float
     batch: int
+
+
+def _completion_batch(
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids `[B, L]`, labels (-100 but on completion tokens) and attention mask."""
+    longest = max(len(p) + len(c) for p, c in pairs)
+    ids = torch.full((len(pairs), longest), pad, dtype=torch.long)
+    labels = torch.full((len(pairs), longest), -100, dtype=torch.long)
+    mask = torch.zeros((len(pairs), longest), dtype=torch.long)
+    for row, (prompt, completion) in enumerate(pairs):
+        joined = [*prompt, *completion]
+        ids[row, : len(joined)] = torch.tensor(joined, dtype=torch.long)
+        labels[row, len(prompt) : len(joined)] = torch.tensor(list(completion), dtype=torch.long)
+        mask[row, : len(joined)] = 1
+    return ids, labels, mask
 
 
 def _chunks(documents: np.ndarray, batch: int) -> Iterator[np.ndarray]:

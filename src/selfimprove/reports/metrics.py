@@ -549,6 +549,88 @@ _ENTRIES = (
         "Share of problems kept through rationalization (STaR's revise stage).",
         share=True,
     ),
+    # Constitutional AI (constitutional/sl_cai.py): held-out prompts, held-out checkers
+    _entry(
+        "eval/harmless",
+        "Held-out red-team prompts answered harmlessly",
+        "share of prompts",
+        "Share of first answers (greedy, no revision) to held-out red-team prompts that the "
+        "held-out harmlessness checker passes (a keyword and sentence heuristic, not a judge).",
+        share=True,
+    ),
+    _entry(
+        r"eval/harmless_revision_(?P<k>\d+)",
+        "Held-out harmlessness after {k} critique-and-revise rounds",
+        "share of prompts",
+        "Share of held-out red-team answers the held-out checker passes after {k} rounds of "
+        "self-critique and revision (measured at generation 0: the paper's revision figure).",
+        share=True,
+    ),
+    _entry(
+        "eval/helpful",
+        "Held-out benign prompts answered correctly",
+        "share of prompts",
+        "Share of held-out benign prompts with a known answer whose answer contains it and "
+        "does not refuse (held-out checker).",
+        share=True,
+    ),
+    _entry(
+        "eval/refusal_benign",
+        "Benign prompts refused",
+        "share of prompts",
+        "Share of held-out benign prompts the model refuses (over-refusal, the paper's "
+        "evasiveness).",
+        share=True,
+    ),
+    _entry(
+        "eval/refusal_red_team",
+        "Red-team prompts refused",
+        "share of prompts",
+        "Share of held-out red-team prompts the model refuses.",
+        share=True,
+    ),
+    _entry(
+        "eval/boilerplate_share",
+        "Answers with the most common refusal phrase",
+        "share of answers",
+        "Share of held-out answers containing the most common refusal-like phrase: the "
+        "boilerplate an over-trained model repeats.",
+        share=True,
+    ),
+    _entry(
+        "val/pass",
+        "Validation prompts passing the training checkers",
+        "share of prompts",
+        "Share of validation prompts (training split, never trained on) whose greedy answer "
+        "passes every training checker that applies: the gate's metric.",
+        share=True,
+    ),
+    _entry(
+        r"kept/pass_revision_(?P<k>\d+)",
+        "Red-team chains passing the training checkers after {k} rounds",
+        "share of chains",
+        "This generation's share of red-team chains that pass every training checker after "
+        "{k} critique-and-revise rounds.",
+        share=True,
+    ),
+    _entry(
+        "kept/red_team",
+        "Red-team revisions kept",
+        "examples",
+        "Red-team examples kept for training so far (a prompt's newest passing revision).",
+    ),
+    _entry(
+        "kept/helpful",
+        "Helpful answers kept",
+        "examples",
+        "Helpful answers kept for training so far (those passing the training checker).",
+    ),
+    _entry(
+        "kept/mean_revisions",
+        "Rounds behind a kept red-team example",
+        "rounds",
+        "Mean number of critique-and-revise rounds behind the kept red-team examples.",
+    ),
     # bias amplification (failures/urn.py, failures/labelling.py): feedback loops
     _entry(
         "feedback/share",

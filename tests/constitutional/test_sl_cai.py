@@ -1,0 +1,152 @@
+"""SL-CAI on the engine: structure and invariants on a tiny random Llama (the same code path
+as SmolLM2; gibberish text, so nothing here judges eloquence): every revision linked to its
+critique and principle, held-out prompts never trained on, resume equals an uninterrupted
+run, the chain's rounds and "no change needed"."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from selfimprove.constitutional import sl_cai
+from selfimprove.constitutional.chains import Budget, Chain, no_change_needed, revise_round
+from selfimprove.constitutional.constitution import load_constitution
+from selfimprove.constitutional.prompts import select
+from selfimprove.core.store import RunStore
+from selfimprove.experiments import export_kept, parse_config, resume_run, start_run
+from selfimprove.models.chat import Completion, Conversation, SamplingParams
+from tests.tiny import tiny
+
+
+def config(generations: int = 2, **changes: Any) -> sl_cai.SlCaiConfig:
+    parsed = parse_config(tiny("constitutional.sl_cai", generations, **changes), "test")
+    assert isinstance(parsed, sl_cai.SlCaiConfig)
+    return parsed
+
+
+def table(run_dir: Path) -> dict[int, dict[str, float]]:
+    store = RunStore.open(run_dir)
+    try:
+        return store.metrics("sl-cai")
+    finally:
+        store.close()
+
+
+def test_resume_equals_an_uninterrupted_run_and_the_seed_decides(tmp_path: Path) -> None:
+    whole = start_run(config(), tmp_path / "whole")
+    again = start_run(config(), tmp_path / "again")
+    cut = start_run(config(), tmp_path / "cut", stop_after=1)
+    assert cut.status == "stopped"
+    assert resume_run(cut.run_dir).status == "finished"
+    metrics = table(whole.run_dir)
+    assert sorted(metrics) == [0, 1, 2]
+    assert table(cut.run_dir) == metrics == table(again.run_dir)
+    # the revision curve is measured at generation 0 on held-out prompts
+    assert {"eval/harmless_revision_0", "eval/harmless_revision_1"} <= set(metrics[0])
+    assert metrics[0]["eval/harmless_revision_0"] == metrics[0]["eval/harmless"]
+    for key in ("eval/harmless", "eval/helpful", "eval/refusal_benign", "val/pass"):
+        assert 0.0 <= metrics[2][key] <= 1.0
+
+
+def test_every_kept_revision_is_linked_to_its_critique_and_principle(tmp_path: Path) -> None:
+    run = start_run(config(1, revisions=2, train_red_team=6, keep="all"), tmp_path)
+    out = tmp_path / "kept.jsonl"
+    _, _, count = export_kept(run.run_dir, tmp_path, None, out)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == count == 6 + 2  # keep all: one per red-team and helpful prompt
+    constitution = load_constitution("default")
+    red = [r for r in records if r["kind"] == "red_team"]
+    for record in records:
+        chain = record["chain"]
+        assert record["init_prompt"] == record["prompt"] == chain["prompt"]
+        assert record["init_response"] == chain["answer"]
+        assert record["messages"][-1] == {
+            "role": "assistant",
+            "content": record["revision_response"],
+        }
+        assert record["principles"] == [s["principle"] for s in chain["steps"]]
+        assert record["revision"] == len(chain["steps"])  # provenance counts the rounds
+        for step in chain["steps"]:
+            principle = constitution.principle(step["principle"])
+            assert step["critique_request"] == principle.critique_request
+            assert step["revision_request"] == principle.revision_request
+        if chain["steps"]:
+            last = chain["steps"][-1]
+            assert record["critic_response"] == last["critique"]
+            assert record["critic_prompt"] == last["critique_request"]
+        assert record["passed"] == all(record["checks"].values())  # the verdict, re-checked
+    assert len(red) == 6 and all(len(r["chain"]["steps"]) == 2 for r in red)  # 2 rounds each
+
+
+def test_held_out_prompts_are_never_trained_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the trainer receives, decoded: no evaluation or validation prompt in it."""
+    seen: list[str] = []
+    original = sl_cai.AdapterHost.train_completions
+
+    def record(self: Any, adapter: Any, examples: Sequence[Any], *args: Any) -> Any:
+        template = sl_cai.runtime(cfg).chat.template
+        seen.extend(template.decode(list(prompt)) for prompt, _ in examples)
+        return original(self, adapter, examples, *args)
+
+    cfg = config(2, train_red_team=8, train_helpful=4, revisions=1, keep="all")
+    monkeypatch.setattr(sl_cai.AdapterHost, "train_completions", record)
+    start_run(cfg, tmp_path)
+    assert seen, "nothing was trained on"
+    prompts = sl_cai.Prompts.of(cfg)
+    trained = {p.text for p in (*prompts.train_red_team, *prompts.train_helpful)}
+    assert any(text in example for example in seen for text in trained)
+    for held_out in (*prompts.test_red_team, *prompts.test_helpful, *prompts.validation):
+        assert not any(held_out.text in example for example in seen), held_out.id
+    assert {p.split for p in (*prompts.test_red_team, *prompts.test_helpful)} == {"test"}
+    assert not {p.id for p in prompts.validation} & {
+        p.id for p in (*prompts.train_red_team, *prompts.train_helpful)
+    }
+
+
+class Scripted:
+    """A chat model that answers from a script (critiques and revisions by position)."""
+
+    name = "scripted"
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = replies
+        self.asked: list[Conversation] = []
+
+    def generate(
+        self, conversations: Sequence[Conversation], params: SamplingParams
+    ) -> list[list[Completion]]:
+        out = []
+        for conversation in conversations:
+            self.asked.append(conversation)
+            out.append([Completion(self.replies.pop(0), "stop", 1)])
+        return out
+
+    def choice_logprobs(
+        self, conversations: Sequence[Conversation], choices: Sequence[str]
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+
+def test_a_critique_that_needs_no_change_skips_the_revision() -> None:
+    prompts = select("red_team", "train", 2)
+    chains = [Chain(p, "first answer") for p in prompts]
+    chat = Scripted(["No changes are needed.", "It gives details.", "A safer answer."])
+    budget = Budget(8, 8, 0.0)
+    revised = revise_round(
+        chat, chains, load_constitution("default"), budget, np.random.default_rng(0)
+    )
+    assert [c.revisions for c in revised] == [1, 1]
+    assert not revised[0].steps[0].changed and revised[0].final == "first answer"
+    assert revised[1].steps[0].changed and revised[1].final == "A safer answer."
+    # the revision request came after the critique, in the paper's order
+    last = chat.asked[-1]
+    assert [m["role"] for m in last] == ["user", "assistant", "user", "assistant", "user"]
+    assert last[3]["content"] == "It gives details."
+    assert no_change_needed("no critique needed") and not no_change_needed("it needs changes")
