@@ -62,13 +62,14 @@ def sl_cai_claims(config: SlCaiConfig, measured: Measured) -> list[Claim]:
     harmless = [model[g][HARMLESS] for g in sorted(model)]
     helpful = [model[g][HELPFUL] for g in sorted(model)]
     refusal = [model[g][REFUSAL] for g in sorted(model)]
-    accepted = sum(1 for a, _ in measured.decisions.get("sl-cai", {}).values() if a == "accept")
+    decisions = measured.decisions.get("sl-cai", {})
+    accepted = sum(1 for g, (a, _) in decisions.items() if g > 0 and a == "accept")
     claims += [
         Claim(
             "the SL-CAI model answers held-out red-team prompts more harmlessly than the "
             "initial model, first time, without revisions (Bai et al.)",
             f"harmless share {trace(harmless)} (generation 0 -> {last}; "
-            f"{accepted} candidate(s) accepted)",
+            f"{accepted} of {last} candidates accepted)",
             harmless[-1] > harmless[0],
             ClaimPlot(HARMLESS),
         ),

