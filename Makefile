@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_web.py
 	$(PY) benchmarks/bench_hacking.py
 	$(PY) benchmarks/bench_scale.py
+	$(PY) benchmarks/bench_chat.py
 
 check: lint typecheck test
 

@@ -91,6 +91,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("audit: a mistyped flag", ["audit", "x", "--trainde", "a:1"], "did you mean '--trained'?"),
     ("serve: a port out of range", ["serve", "--port", "70000"], "is not a port"),
     ("serve: a port that is a word", ["serve", "--port", "http"], "is not a port"),
+    ("serve-model: an unknown model", ["serve-model", "gpt-7", "--port", "0"], "no chat model"),
+    ("serve-model: --batch-size 0", ["serve-model", "tiny-random", "--batch-size", "0"], "0 is"),
     (
         "export: a mistyped format",
         ["export", "x", "--format", "prodigi"],

@@ -1,5 +1,5 @@
 """The command line: run, resume, runs, show, report, export, play, tour, gc, recipes, review,
-audit, serve.
+audit, serve, serve-model.
 
 Bad input (a missing file, an unknown key, a wrong type, an unknown run) is one line on
 stderr and exit code 2, never a traceback. Parsing imports nothing heavy, so `--help` and a
@@ -289,6 +289,31 @@ def _parser() -> argparse.ArgumentParser:
         default=400,
         help="the play page's agent searches this many simulations a move (the shipped net's "
         "MCTS, or random-rollout MCTS where no net ships; default 400)",
+    )
+
+    serve_model = command(
+        "serve-model",
+        "serve a chat model over the OpenAI chat-completions API (127.0.0.1; docs/serving.md)",
+    )
+    serve_model.add_argument(
+        "model", help="packaged, tiny-random, hf:FOLDER (a fine-tune), or http://HOST:PORT/v1"
+    )
+    serve_model.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine; elsewhere there is no "
+        "authentication unless --api-key is given)",
+    )
+    serve_model.add_argument("--port", type=_port, default=8000, help="default 8000 (0: any)")
+    serve_model.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    serve_model.add_argument(
+        "--batch-size", type=_positive, default=16, help="rows per forward pass (default 16)"
+    )
+    serve_model.add_argument(
+        "--api-key",
+        default=None,
+        help="require `Authorization: Bearer KEY` on every request (default: "
+        "$SELFIMPROVE_API_KEY; unset: none)",
     )
 
     tour = command("tour", "run the chapter's claims and write one page")

@@ -504,6 +504,12 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args, out)
 
 
+def _serve_model(args: argparse.Namespace) -> int:
+    from selfimprove.models.serve import serve_model
+
+    return serve_model(args, out)
+
+
 def _play(args: argparse.Namespace) -> int:
     from selfimprove.cli.play import play
 
@@ -524,4 +530,5 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "review": _review,
     "audit": _audit,
     "serve": _serve,
+    "serve-model": _serve_model,
 }
