@@ -3,6 +3,12 @@ every round, the budget stops it, and the report's cost adds up."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
+from selfimprove.cli import main
 from selfimprove.constitutional.chains import Budget
 from selfimprove.constitutional.checkers import TRAINING_CHECKERS
 from selfimprove.constitutional.constitution import load_constitution
@@ -39,3 +45,30 @@ def test_the_round_budget_stops_a_model_that_never_passes() -> None:
     assert result.rounds[0].tokens <= 3 * 6  # at most max_tokens per answer
     # gibberish never names a capital: every round revises every prompt
     assert [r.revised for r in result.rounds] == [0, 3, 3]
+
+
+def test_the_refine_command_prints_each_round_and_writes_the_chains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "chains.json"
+    args = ["refine", "--model", "tiny-random", "--prompts", "helpful:test:3", "--rounds", "2"]
+    assert main([*args, "--max-tokens", "6", "--critique-tokens", "6", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "pass rate" in printed and len(printed.strip().splitlines()) == 2 + 3 + 1
+    written = json.loads(out.read_text())
+    assert [r["round"] for r in written["rounds"]] == [0, 1, 2]
+    assert len(written["chains"]) == 3
+    assert all(len(c["steps"]) == 2 and not c["passed"] for c in written["chains"])
+    # an existing --json file is never overwritten
+    assert main([*args, "--json", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "bad", ["harmful:test", "red_team:valid", "red_team:test:0", "red_team:test:x"]
+)
+def test_a_bad_prompts_slice_is_one_line(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["refine", "--model", "tiny-random", "--prompts", bad]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "KIND:SPLIT" in err or "whole number" in err

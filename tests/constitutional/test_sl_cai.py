@@ -152,3 +152,39 @@ def test_a_critique_that_needs_no_change_skips_the_revision() -> None:
     assert [m["role"] for m in last] == ["user", "assistant", "user", "assistant", "user"]
     assert last[3]["content"] == "It gives details."
     assert no_change_needed("no critique needed") and not no_change_needed("it needs changes")
+
+
+def test_the_whole_loop_runs_against_an_openai_compatible_server(tmp_path: Path) -> None:
+    """`selfimprove serve-model`'s server (a tiny random Llama behind it, on 127.0.0.1) writes
+    every answer, critique and revision; provenance names it; the local model is trained."""
+    from selfimprove.models.chat import tiny_random_chat
+    from selfimprove.models.serve import background_model_server
+
+    with background_model_server(tiny_random_chat(), start_seconds=60) as url:
+        run = start_run(config(1, generator=url, keep="all", revisions=1), tmp_path)
+    assert run.status == "finished"
+    store = RunStore.open(run.run_dir)
+    rows = [r for r in store.provenance("sl-cai", 1) if r.source == "synthetic"]
+    store.close()
+    assert rows and {r.model for r in rows} == {"generator:tiny-random"}
+    assert {r.revision for r in rows} == {0, 1}  # red-team chains revised once, helpful not
+    out = tmp_path / "kept.jsonl"
+    _, _, count = export_kept(run.run_dir, tmp_path, None, out)
+    assert count == 4 + 2
+
+
+def test_a_generator_server_that_is_down_is_one_line_before_any_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from selfimprove.cli import main
+
+    with socket.socket() as sock:  # a free port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = ["--runs-dir", str(tmp_path), "run", "constitutional/sl_cai_quick", "--set"]
+    code = main([*args, f"generator=http://127.0.0.1:{port}/v1", "--set", "model=tiny-random"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and f"127.0.0.1:{port}" in err
+    assert list(tmp_path.iterdir()) == []

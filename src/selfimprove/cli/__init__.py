@@ -1,5 +1,5 @@
 """The command line: run, resume, runs, show, report, export, play, tour, gc, recipes, review,
-audit, serve, serve-model.
+audit, serve, serve-model, refine.
 
 Bad input (a missing file, an unknown key, a wrong type, an unknown run) is one line on
 stderr and exit code 2, never a traceback. Parsing imports nothing heavy, so `--help` and a
@@ -314,6 +314,17 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="require `Authorization: Bearer KEY` on every request (default: "
         "$SELFIMPROVE_API_KEY; unset: none)",
+    )
+
+    from selfimprove.cli.refine import add_parser as add_refine
+
+    add_refine(
+        command(
+            "refine",
+            "answer prompts, then critique and revise the failing answers until the checkers "
+            "pass or the rounds run out (no training); pass rate and cost per round",
+        ),
+        _positive,
     )
 
     tour = command("tour", "run the chapter's claims and write one page")

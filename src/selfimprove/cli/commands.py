@@ -510,6 +510,12 @@ def _serve_model(args: argparse.Namespace) -> int:
     return serve_model(args, out)
 
 
+def _refine(args: argparse.Namespace) -> int:
+    from selfimprove.cli.refine import refine_command
+
+    return refine_command(args, out)
+
+
 def _play(args: argparse.Namespace) -> int:
     from selfimprove.cli.play import play
 
@@ -531,4 +537,5 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "audit": _audit,
     "serve": _serve,
     "serve-model": _serve_model,
+    "refine": _refine,
 }
