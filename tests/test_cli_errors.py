@@ -93,6 +93,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("serve: a port that is a word", ["serve", "--port", "http"], "is not a port"),
     ("serve-model: an unknown model", ["serve-model", "gpt-7", "--port", "0"], "no chat model"),
     ("serve-model: --batch-size 0", ["serve-model", "tiny-random", "--batch-size", "0"], "0 is"),
+    ("refine: an unknown model", ["refine", "--model", "gpt-7"], "no chat model"),
+    ("refine: a bad prompt slice", ["refine", "--prompts", "red_team:dev"], "KIND:SPLIT"),
+    ("refine: --rounds 0", ["refine", "--rounds", "0"], "0 is"),
     (
         "export: a mistyped format",
         ["export", "x", "--format", "prodigi"],

@@ -30,6 +30,7 @@ KINDS = (
     "collapse.tiny_gpt",
     "collapse.vae",
     "collapse.zipf",
+    "constitutional.sl_cai",
     "distill.classifier",
     "distill.lm",
     "failures.facts",
