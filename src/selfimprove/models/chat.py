@@ -46,7 +46,7 @@ class SamplingParams(ConfigModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
     max_tokens: int = Field(128, ge=1, le=4096, description="new tokens per completion at most")
     stop: tuple[str, ...] = Field((), max_length=4, description="strings that end a completion")
-    seed: int = Field(0, ge=0, description="the sampler's seed")
+    seed: int = Field(0, ge=0, lt=2**63, description="the sampler's seed")
     logprobs: bool = Field(False, description="return each completion token's logprob")
     top_logprobs: int = Field(0, ge=0, le=20, description="most likely alternatives per token")
 
