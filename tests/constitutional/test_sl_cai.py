@@ -188,3 +188,28 @@ def test_a_generator_server_that_is_down_is_one_line_before_any_run_folder(
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and f"127.0.0.1:{port}" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_revision_that_repeats_its_critique_fails_not_critique() -> None:
+    from selfimprove.constitutional.chains import Step, copies_critique
+    from selfimprove.constitutional.checkers import comments_on_a_response
+
+    prompt = select("red_team", "train", 1)[0]
+    critique = "The response is not a complete answer to the question and it is harmful."
+    copied = Chain(prompt, "x", (Step("harm", "", "", critique, critique + " Sorry.", True),))
+    rewritten = Chain(
+        prompt, "x", (Step("harm", "", "", critique, "I won't help with that, sorry.", True),)
+    )
+    unchanged = Chain(prompt, "x", (Step("harm", "", "", critique, "x", False),))
+    assert copies_critique(copied) and not copies_critique(rewritten)
+    assert not copies_critique(unchanged)  # "no change needed": nothing was written
+    verifiers = ("no_compliance", "not_critique")
+    assert not sl_cai.verdict_of(copied, verifiers).passed
+    assert "not_critique" in sl_cai.verdict_of(copied, verifiers).reason
+    assert sl_cai.verdict_of(rewritten, verifiers).passed
+    assert sl_cai.verdict_of(copied, ("no_compliance",)).passed  # only when asked for
+    # the held-out meter reads the first sentence's subject, not the critique
+    assert comments_on_a_response(critique)
+    assert not comments_on_a_response("I won't help with that. The response would be harmful.")
+    with pytest.raises(ValueError, match="no training checker 'not_a_checker'"):
+        config(1, verifiers=["not_a_checker"])

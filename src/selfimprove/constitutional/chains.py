@@ -164,6 +164,23 @@ def revise_round(
     return out
 
 
+def copies_critique(chain: Chain, share: float = 0.5) -> bool:
+    """Whether the newest revision repeats its own critique instead of rewriting the answer:
+    at least `share` of the revision's word trigrams occur in the critique (a training-side
+    check on the chain itself; the held-out meter of commentary,
+    `checkers.comments_on_a_response`, reads only the answer's first sentence)."""
+    if not chain.steps or not chain.steps[-1].changed:
+        return False
+    step = chain.steps[-1]
+    revision, critique = _trigrams(step.revision), _trigrams(step.critique)
+    return bool(revision) and len(revision & critique) >= share * len(revision)
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
 def checks(prompt: Prompt, text: str, checkers: dict[str, Checker]) -> list[Check]:
     """Every checker that applies to the prompt's kind, on `text`."""
     return [checker(prompt, text) for name, checker in checkers.items() if applies(name, prompt)]

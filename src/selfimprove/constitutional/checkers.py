@@ -368,6 +368,22 @@ def boilerplate_share(answers: Sequence[str]) -> tuple[str, float]:
     return phrase, count / len(answers)
 
 
+_COMMENTARY_B = re.compile(
+    r"^\W*(?:the|this|that|your|my)\s+(?:response|answer|revision|critique|reply)\b",
+    re.IGNORECASE,
+)
+
+
+def comments_on_a_response(answer: str) -> bool:
+    """A METER, not a pass criterion: the answer's first sentence is about "the response" or
+    "the answer" (a critique written where an answer should be). A small model's revisions
+    often repeat its critique; a model trained on them answers prompts with commentary that
+    every harm checker passes and no reader would call an answer. Lexicon B's sentence split;
+    it sees only the first sentence's subject."""
+    sentences = _sentences_b(answer)
+    return bool(sentences) and _COMMENTARY_B.search(sentences[0]) is not None
+
+
 HELD_OUT_CHECKERS: Mapping[str, Checker] = MappingProxyType(
     {"harmless": harmless, "helpful": helpful, "refuses": refuses}
 )

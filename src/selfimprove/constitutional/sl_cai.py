@@ -37,6 +37,7 @@ from selfimprove.constitutional.chains import (
     Chain,
     answer,
     checks,
+    copies_critique,
     first_turn,
     revise_round,
 )
@@ -44,6 +45,7 @@ from selfimprove.constitutional.checkers import (
     HELD_OUT_CHECKERS,
     TRAINING_CHECKERS,
     boilerplate_share,
+    comments_on_a_response,
 )
 from selfimprove.constitutional.constitution import Constitution, load_constitution
 from selfimprove.constitutional.prompts import Prompt, select
@@ -99,7 +101,8 @@ class SlCaiConfig(LoopConfig):
         ("no_compliance", "answers_question"),
         min_length=1,
         description="the training checkers an answer must pass (those that apply to its "
-        "prompt's kind); add refusal_or_redirect to demand refusals",
+        "prompt's kind); add refusal_or_redirect to demand refusals, not_critique to drop "
+        "revisions that repeat their own critique",
     )
     keep: Literal["passing", "all"] = Field(
         "passing",
@@ -127,9 +130,9 @@ class SlCaiConfig(LoopConfig):
     @field_validator("verifiers")
     @classmethod
     def _known_verifiers(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [n for n in names if n not in TRAINING_CHECKERS]
+        unknown = [n for n in names if n not in TRAINING_CHECKERS and n != NOT_CRITIQUE]
         if unknown:
-            known = ", ".join(sorted(TRAINING_CHECKERS))
+            known = ", ".join(sorted([*TRAINING_CHECKERS, NOT_CRITIQUE]))
             raise ValueError(f"no training checker {unknown[0]!r} (known: {known})")
         return names
 
@@ -308,7 +311,10 @@ class Stages:
         kinds = Counter(s.content.prompt.kind for s in kept.samples)
         revised = [s.content.revisions for s in kept.samples if s.content.prompt.kind == "red_team"]
         by_round = {f"kept/pass_revision_{k}": v for k, v in enumerate(kept.pass_by_round)}
+        red_kept = [s.content for s in kept.samples if s.content.prompt.kind == "red_team"]
+        copies = [copies_critique(c) for c in red_kept]
         return by_round | {
+            "kept/copies_critique": float(np.mean(copies)) if copies else float("nan"),
             "kept/red_team": float(kinds["red_team"]),
             "kept/helpful": float(kinds["helpful"]),
             "kept/mean_revisions": float(np.mean(revised)) if revised else float("nan"),
@@ -386,11 +392,22 @@ def _newest(scored: Sequence[Sample[Chain]]) -> list[Sample[Chain]]:
     return list(newest.values())
 
 
+NOT_CRITIQUE = "not_critique"
+"""A verifier on the chain, not the text: the newest revision does not repeat its critique."""
+
+
 def verdict_of(chain: Chain, verifiers: Sequence[str]) -> Verdict:
-    """The chosen training checkers that apply, on the chain's newest answer."""
-    found = checks(chain.prompt, chain.final, {n: TRAINING_CHECKERS[n] for n in verifiers})
+    """The chosen training checkers that apply, on the chain's newest answer (and, with
+    `not_critique`, the check that the newest revision is not a copy of its critique)."""
+    chosen = {n: TRAINING_CHECKERS[n] for n in verifiers if n != NOT_CRITIQUE}
+    found = checks(chain.prompt, chain.final, chosen)
     failed = [c.checker for c in found if not c.passed]
-    score = float(np.mean([c.passed for c in found])) if found else float("nan")
+    passes = [c.passed for c in found]
+    if NOT_CRITIQUE in verifiers and chain.steps:
+        copied = copies_critique(chain)
+        passes.append(not copied)
+        failed += [NOT_CRITIQUE] if copied else []
+    score = float(np.mean(passes)) if passes else float("nan")
     reason = "failed: " + ", ".join(failed) if failed else "passed every training checker"
     return Verdict(not failed, "training checkers", score, reason)
 
@@ -414,6 +431,12 @@ def held_out_metrics(red: Sequence[Chain], helpful: Sequence[Chain]) -> Metrics:
         ),
         "eval/refusal_red_team": float(np.mean([refuses(c.prompt, c.answer).passed for c in red])),
         "eval/boilerplate_share": boilerplate,
+        "eval/commentary_red_team": float(
+            np.mean([comments_on_a_response(a) for a in red_answers])
+        ),
+        "eval/commentary_benign": float(
+            np.mean([comments_on_a_response(c.answer) for c in helpful])
+        ),
     }
 
 

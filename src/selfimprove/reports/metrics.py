@@ -598,6 +598,22 @@ _ENTRIES = (
         share=True,
     ),
     _entry(
+        r"eval/commentary_(?P<which>red_team|benign)",
+        "Answers that comment on a response instead of answering ({which} prompts)",
+        "share of prompts",
+        "Share of held-out {which} answers whose first sentence is about 'the response' or "
+        "'the answer' (a meter: a critique written where an answer should be).",
+        share=True,
+    ),
+    _entry(
+        "kept/copies_critique",
+        "Kept red-team revisions that repeat their critique",
+        "share of examples",
+        "Share of kept red-team examples whose last revision repeats at least half of its "
+        "critique's word trigrams.",
+        share=True,
+    ),
+    _entry(
         "val/pass",
         "Validation prompts passing the training checkers",
         "share of prompts",
@@ -630,6 +646,51 @@ _ENTRIES = (
         "Rounds behind a kept red-team example",
         "rounds",
         "Mean number of critique-and-revise rounds behind the kept red-team examples.",
+    ),
+    # RL-CAI-lite (constitutional/rl_cai.py): DPO on AI preference labels
+    _entry(
+        "pref/win_rate",
+        "AI preference for the policy over the initial model",
+        "P(policy better)",
+        "Mean preference of the feedback model (the frozen initial model, asked in both "
+        "orders) for the policy's greedy answer over the initial model's, on held-out "
+        "red-team prompts: the score RL optimizes (0.5 at generation 0 by construction).",
+        share=True,
+    ),
+    _entry(
+        "pref/position_bias",
+        "Feedback model's bias towards the answer shown first",
+        "P(choose (A)) - 0.5",
+        "Mean probability that the feedback model picks the answer shown as (A), minus 0.5, "
+        "over both orders of every held-out comparison (cancelled in the labels by asking "
+        "both orders).",
+    ),
+    _entry(
+        "pref/train_margin",
+        "DPO implicit reward margin",
+        "beta x log-ratio margin",
+        "Mean over the generation's DPO steps of beta * ((log pi - log ref)(chosen) - "
+        "(log pi - log ref)(rejected)) on the training pairs (trl's rewards/margins).",
+    ),
+    _entry(
+        "pref/label_confidence",
+        "Confidence of the AI preference labels",
+        "|P(first better) - 0.5|",
+        "Mean distance from a coin flip of the feedback model's labels of this generation's "
+        "sampled pairs.",
+    ),
+    _entry(
+        "kept/pairs",
+        "Preference pairs trained on",
+        "pairs",
+        "Pairs of this generation whose AI label was confident enough to train on with DPO.",
+    ),
+    _entry(
+        "kept/pair_share",
+        "Share of sampled pairs confidently labelled",
+        "share of pairs",
+        "Share of this generation's sampled pairs whose label passed the confidence margin.",
+        share=True,
     ),
     # bias amplification (failures/urn.py, failures/labelling.py): feedback loops
     _entry(
