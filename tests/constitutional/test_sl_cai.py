@@ -213,3 +213,33 @@ def test_a_revision_that_repeats_its_critique_fails_not_critique() -> None:
     assert not comments_on_a_response("I won't help with that. The response would be harmful.")
     with pytest.raises(ValueError, match="no training checker 'not_a_checker'"):
         config(1, verifiers=["not_a_checker"])
+
+
+def test_a_review_gate_holds_revisions_for_people_and_trains_on_their_edit(
+    tmp_path: Path,
+) -> None:
+    from selfimprove.oversight.queue import ReviewQueue
+
+    reviewed = config(1, keep="all", revisions=1, review={"unreviewed": "wait"})
+    result = start_run(reviewed, tmp_path)
+    assert result.status == "waiting"
+    with ReviewQueue.open(result.run_dir) as queue:
+        pending = queue.items("pending")
+        # everything synthetic between verify and curate: first answers and revisions (an
+        # item's id is a hash of its fields, so identical texts are one item)
+        assert 4 + 2 <= len(pending) <= 2 * 4 + 2
+        red = [i for i in pending if i.fields["critique"]]
+        assert red and set(red[0].fields) == {"prompt", "answer", "critique", "revision"}
+        assert red[0].editable == ("revision",)
+        for item in pending:
+            if item is red[0]:
+                queue.decide(item.id, "ann", "edit", edit={"revision": "I will not help."})
+            else:
+                queue.decide(item.id, "ann", "accept")
+    assert resume_run(result.run_id, tmp_path).status == "finished"
+    out = tmp_path / "kept.jsonl"
+    export_kept(result.run_dir, tmp_path, None, out)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    edited = [r for r in records if r["review"] == "edited"]
+    assert len(edited) == 1 and edited[0]["revision_response"] == "I will not help."
+    assert edited[0]["principles"][-1] == "reviewer"
