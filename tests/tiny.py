@@ -125,6 +125,18 @@ TINY: dict[str, dict[str, Any]] = {
         "training": {"batch_size": 2, "warmup_steps": 1},
         "lora": {"rank": 2},
     },
+    "constitutional.rl_cai": {
+        "model": "tiny-random",
+        "train_red_team": 4,
+        "train_helpful": 2,
+        "test_red_team": 3,
+        "test_helpful": 2,
+        "answer_tokens": 8,
+        "margin": 0.0,
+        "steps": 2,
+        "dpo": {"batch_size": 2, "learning_rate": 0.01},
+        "lora": {"rank": 2},
+    },
 }
 
 

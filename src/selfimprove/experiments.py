@@ -24,7 +24,7 @@ from selfimprove.collapse import (
     vae,
     zipf,
 )
-from selfimprove.constitutional import sl_cai
+from selfimprove.constitutional import rl_cai, sl_cai
 from selfimprove.core.config import ConfigError, LoopConfig, apply_overrides, read_yaml, validate
 from selfimprove.core.engine import Arm, Engine, LoopState, Progress
 from selfimprove.core.executors import executor_of
@@ -66,6 +66,7 @@ EXPERIMENTS: tuple[Experiment[Any], ...] = (
     forgetting.EXPERIMENT,
     facts.EXPERIMENT,
     sl_cai.EXPERIMENT,
+    rl_cai.EXPERIMENT,
 )
 KINDS: dict[str, Experiment[Any]] = {e.kind: e for e in EXPERIMENTS}
 CODECS: tuple[TensorCodec, ...] = (TORCH_TENSORS,)
