@@ -30,6 +30,7 @@ KINDS = (
     "collapse.tiny_gpt",
     "collapse.vae",
     "collapse.zipf",
+    "constitutional.rl_cai",
     "constitutional.sl_cai",
     "distill.classifier",
     "distill.lm",
