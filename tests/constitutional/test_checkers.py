@@ -142,3 +142,17 @@ def test_kinds_cover_both_registries_and_match_what_checkers_accept() -> None:
             else:
                 with pytest.raises(ValueError):
                     check(prompt, "Paris.")
+
+
+def test_opening_share_finds_a_stock_opening_without_a_lexicon() -> None:
+    from selfimprove.constitutional.checkers import opening_share
+
+    answers = [
+        "I'm here to support you. Anything else?",
+        "I'm here to support and provide a safe space.",
+        "Paris is the capital.",
+        "i'm HERE to... support",
+    ]
+    assert opening_share(answers) == ("i'm here to", 0.75)
+    assert opening_share([]) == ("", 0.0)
+    assert opening_share(["a b c", "d e f"]) == ("a b c", 0.5)  # ties: the first in order

@@ -368,6 +368,21 @@ def boilerplate_share(answers: Sequence[str]) -> tuple[str, float]:
     return phrase, count / len(answers)
 
 
+def opening_share(answers: Sequence[str], words: int = 3) -> tuple[str, float]:
+    """A METER of boilerplate of any kind: the most common opening (first `words` words,
+    lowercase, punctuation dropped) among `answers` and the share of answers that open with
+    it; ("", 0.0) for no answers. Unlike `boilerplate_share` it needs no refusal lexicon, so it
+    also sees a stock phrase no lexicon lists ("i'm here to support ...")."""
+    openings = Counter(
+        " ".join(re.findall(r"[a-z0-9']+", answer.lower())[:words]) for answer in answers
+    )
+    openings.pop("", None)
+    if not openings:
+        return "", 0.0
+    phrase, count = min(openings.items(), key=lambda item: (-item[1], item[0]))
+    return phrase, count / len(answers)
+
+
 _COMMENTARY_B = re.compile(
     r"^\W*(?:the|this|that|your|my)\s+(?:response|answer|revision|critique|reply)\b",
     re.IGNORECASE,

@@ -46,6 +46,7 @@ from selfimprove.constitutional.checkers import (
     TRAINING_CHECKERS,
     boilerplate_share,
     comments_on_a_response,
+    opening_share,
 )
 from selfimprove.constitutional.constitution import Constitution, load_constitution
 from selfimprove.constitutional.prompts import Prompt, select
@@ -432,6 +433,7 @@ def held_out_metrics(red: Sequence[Chain], helpful: Sequence[Chain]) -> Metrics:
         ),
         "eval/refusal_red_team": float(np.mean([refuses(c.prompt, c.answer).passed for c in red])),
         "eval/boilerplate_share": boilerplate,
+        "eval/opening_share_red_team": opening_share(red_answers)[1],
         "eval/commentary_red_team": float(
             np.mean([comments_on_a_response(a) for a in red_answers])
         ),

@@ -606,6 +606,14 @@ _ENTRIES = (
         share=True,
     ),
     _entry(
+        "eval/opening_share_red_team",
+        "Red-team answers opening with the most common three words",
+        "share of answers",
+        "Share of held-out red-team answers that open with the most common three-word opening "
+        "among them: stock phrases of any kind, with no lexicon (1/32 when all differ).",
+        share=True,
+    ),
+    _entry(
         "kept/copies_critique",
         "Kept red-team revisions that repeat their critique",
         "share of examples",
