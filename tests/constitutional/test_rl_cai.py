@@ -184,3 +184,17 @@ def test_the_recipe_checks_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert out.startswith("ok: constitutional.rl_cai, 1 arm(s)")
     assert not runs.exists()
+
+
+def test_a_served_feedback_model_labels_the_pairs(tmp_path: Path) -> None:
+    """`feedback: http://...`: the labels come from the server (its choice logprobs), and
+    the run goes on as with the initial model as labeller."""
+    from selfimprove.models.chat import tiny_random_chat
+    from selfimprove.models.openai_client import OpenAIChat
+    from selfimprove.models.serve import background_model_server
+
+    with background_model_server(tiny_random_chat(), start_seconds=60) as url:
+        served = start_run(config(1, feedback=url), tmp_path / "served")
+        labeller = rl_cai.runtime(config(1, feedback=url)).feedback()
+        assert isinstance(labeller, OpenAIChat) and labeller.base_url.startswith(url[:20])
+    assert served.status == "finished"

