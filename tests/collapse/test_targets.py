@@ -141,6 +141,7 @@ def test_e4_regression_error_linear_under_replace_bounded_under_accumulate(tmp_p
     assert all(claim.holds for claim in claims_for(config, store))
 
 
+@pytest.mark.slow  # 100-235 s, the longest test: `make test-all` (the tour's quick E5 runs in `make demo`)
 def test_e5_fresh_data_plateaus_independent_of_start(tmp_path: Path) -> None:
     config, table, store = run_recipe(tmp_path, "fresh_data")
     final = {arm: series[60]["collapse/frechet_median"] for arm, series in table.items()}

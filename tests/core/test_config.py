@@ -77,4 +77,4 @@ def test_every_config_field_says_what_it_is() -> None:
         if not doc.description.strip()
     ]
     assert not missing, missing
-    assert len(EXPERIMENTS) == len({e.kind for e in EXPERIMENTS}) == 20
+    assert len(EXPERIMENTS) == len({e.kind for e in EXPERIMENTS}) == 22
