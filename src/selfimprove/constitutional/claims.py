@@ -71,7 +71,7 @@ def sl_cai_claims(config: SlCaiConfig, measured: Measured) -> list[Claim]:
             "the SL-CAI model answers held-out red-team prompts more harmlessly than the "
             "initial model, first time, without revisions (Bai et al.)",
             f"harmless share {trace(harmless)} (generation 0 -> {last}; "
-            f"{accepted} of {last} candidates accepted)",
+            f"{accepted} of {last} candidates accepted{_rejected(series, decisions)})",
             harmless[-1] > harmless[0],
             ClaimPlot(HARMLESS),
         ),
@@ -98,6 +98,16 @@ def sl_cai_claims(config: SlCaiConfig, measured: Measured) -> list[Claim]:
     ]
     del config
     return claims
+
+
+def _rejected(series: dict[int, dict[str, float]], decisions: dict[int, tuple[str, str]]) -> str:
+    """The held-out harmlessness of candidates the gate rejected (the model carried on
+    without them), so a claim on the carried model says what was turned down."""
+    rejected = [g for g, (action, _) in sorted(decisions.items()) if g > 0 and action != "accept"]
+    if not rejected:
+        return ""
+    shown = ", ".join(f"{series[g][HARMLESS]:.3f} at {g}" for g in rejected if g in series)
+    return f"; rejected candidates scored {shown}"
 
 
 def _curve_keys(metrics: dict[str, float]) -> list[str]:
