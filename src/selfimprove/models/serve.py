@@ -14,11 +14,8 @@ It binds 127.0.0.1 unless told otherwise and has no authentication unless given 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ipaddress
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -253,66 +250,42 @@ def _prompt_tokens(model: ChatModel, conversation: Conversation) -> int:
 
 
 def _server(model: ChatModel, api_key: str | None) -> Any:  # a uvicorn.Server
-    import uvicorn
+    from selfimprove.web.server import uvicorn_server
 
-    config = uvicorn.Config(
-        create_app(model, api_key),
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        ws="none",
-        timeout_graceful_shutdown=2,
-    )
-    return uvicorn.Server(config)
+    return uvicorn_server(create_app(model, api_key))
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port (0: a free port), or a `ConfigError` saying why not."""
-    from selfimprove.web.server import bind as web_bind
-
+def _load(args: argparse.Namespace) -> ChatModel:
     try:
-        return web_bind(host, port)
-    except (OSError, OverflowError) as problem:
-        reason = getattr(problem, "strerror", None) or problem
-        raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
+        return load_chat(args.model, device=args.device, batch_size=args.batch_size)
+    except (RuntimeError, AssertionError) as error:  # an unknown or absent device
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"cannot load {args.model} on {args.device}: {message}") from None
 
 
 def serve_model(args: argparse.Namespace, out: Console) -> int:
     """`selfimprove serve-model MODEL`: load the model, then serve it until Ctrl+C. A bad model
     spec or an address it cannot listen on is a `ConfigError` before anything starts."""
+    from selfimprove.web.server import is_loopback, listen, run_until_interrupted, shown_host
+
     api_key = args.api_key or os.environ.get("SELFIMPROVE_API_KEY") or None
-    sock = bind(args.host, args.port)
+    sock = listen(args.host, args.port)  # first: a busy port fails before a slow load
     try:
-        try:
-            model = load_chat(args.model, device=args.device, batch_size=args.batch_size)
-        except (RuntimeError, AssertionError) as error:  # an unknown or absent device
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ConfigError(f"cannot load {args.model} on {args.device}: {message}") from None
-        port = sock.getsockname()[1]
-        if not is_loopback(args.host):
-            guard = "it needs the API key" if api_key else "there is NO authentication"
-            out.print(f"warning: {args.host} lets other machines connect; {guard}")
-        shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-        shown = f"[{shown}]" if ":" in shown else shown
-        out.print(
-            f"serving {model.name} at http://{shown}:{port}/v1 (Ctrl+C stops)", highlight=False
-        )
-        # uvicorn stops on Ctrl+C, then raises the KeyboardInterrupt it caught
-        with contextlib.suppress(KeyboardInterrupt):
-            _server(model, api_key).run(sockets=[sock])
-    finally:
+        model = _load(args)
+    except BaseException:
         sock.close()
+        raise
+    port = sock.getsockname()[1]
+    if not is_loopback(args.host):
+        guard = "it needs the API key" if api_key else "there is NO authentication"
+        out.print(f"warning: {args.host} lets other machines connect; {guard}")
+    out.print(
+        f"serving {model.name} at http://{shown_host(args.host)}:{port}/v1 (Ctrl+C stops)",
+        highlight=False,
+    )
+    run_until_interrupted(_server(model, api_key), sock)
     out.print("stopped")
     return 0
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @contextmanager
@@ -322,21 +295,7 @@ def background_model_server(
     """`model` served on 127.0.0.1 (a free port) in a thread; yields its base URL
     (`http://127.0.0.1:PORT/v1`) once it listens, or raises after `start_seconds`; stops it
     on exit. For tests and benchmarks."""
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = _server(model, api_key)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + start_seconds
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the model server stopped while starting")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the model server did not start in {start_seconds} s")
-            time.sleep(0.02)
+    from selfimprove.web.server import in_a_thread
+
+    with in_a_thread(_server(model, api_key), "model server", start_seconds) as port:
         yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

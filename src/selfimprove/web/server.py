@@ -41,31 +41,89 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url(host: str, port: int, token: str) -> str:
-    """The address to open: a wildcard bind (0.0.0.0, ::) is opened on this machine."""
+def listen(host: str, port: int) -> socket.socket:
+    """`bind`, or a `ConfigError` (one line, exit 2) saying why it cannot listen there."""
+    try:
+        return bind(host, port)
+    except (OSError, OverflowError) as problem:
+        reason = getattr(problem, "strerror", None) or problem
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def shown_host(host: str) -> str:
+    """The host part of an address to open: a wildcard bind (0.0.0.0, ::) is opened on this
+    machine, an IPv6 address goes in brackets."""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    if ":" in shown:
-        shown = f"[{shown}]"
-    return f"http://{shown}:{port}/?token={token}"
+    return f"[{shown}]" if ":" in shown else shown
 
 
-def _server(
-    runs_dir: Path, token: str, host: str, play: PlaySettings
-) -> Any:  # a uvicorn.Server; Any keeps uvicorn out of this module's import time
+def url(host: str, port: int, token: str) -> str:
+    """The address to open the web app at."""
+    return f"http://{shown_host(host)}:{port}/?token={token}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def uvicorn_server(app: Any) -> Any:  # a uvicorn.Server; Any keeps uvicorn out of import time
+    """uvicorn quiet (no access log: the web app's first request's URL holds the token), no
+    lifespan, no websockets, a 2-second graceful stop."""
     import uvicorn
 
-    from selfimprove.web.app import create_app
-
-    app = create_app(runs_dir, token, bound_host=host, play=play)
     config = uvicorn.Config(
         app,
         log_level="warning",
-        access_log=False,  # the first request's URL holds the token
+        access_log=False,
         lifespan="off",
         ws="none",
         timeout_graceful_shutdown=2,
     )
     return uvicorn.Server(config)
+
+
+def run_until_interrupted(server: Any, sock: socket.socket) -> None:
+    """Serve on `sock` until Ctrl+C (uvicorn stops, then raises the Ctrl+C it caught), then
+    close it."""
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+
+
+@contextmanager
+def in_a_thread(server: Any, name: str, start_seconds: float) -> Iterator[int]:
+    """`server` on 127.0.0.1 (a free port) in a thread; yields the port once it listens, or
+    raises after `start_seconds` (naming `name`); stops it on exit."""
+    sock = bind("127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_seconds
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"the {name} stopped while starting")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {name} did not start in {start_seconds} s")
+            time.sleep(0.02)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def _server(runs_dir: Path, token: str, host: str, play: PlaySettings) -> Any:  # a uvicorn.Server
+    from selfimprove.web.app import create_app
+
+    return uvicorn_server(create_app(runs_dir, token, bound_host=host, play=play))
 
 
 def serve(args: argparse.Namespace, out: Console) -> int:
@@ -80,35 +138,17 @@ def serve(args: argparse.Namespace, out: Console) -> int:
             f"serve needs the web extra: pip install 'selfimprove[web]' ({missing})"
         ) from None
     token = args.token or secrets.token_urlsafe(24)
-    try:
-        sock = bind(args.host, args.port)
-    except (OSError, OverflowError) as problem:
-        reason = getattr(problem, "strerror", None) or problem
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
+    sock = listen(args.host, args.port)
     port = sock.getsockname()[1]
     play = PlaySettings(simulations=getattr(args, "play_simulations", PlaySettings.simulations))
     server = _server(Path(args.runs_dir), token, args.host, play)
-    if not _is_loopback(args.host):
+    if not is_loopback(args.host):
         out.print(f"warning: {args.host} lets other machines connect; the token still guards it")
     out.print(f"serving {args.runs_dir} on port {port}; open (Ctrl+C stops):")
     out.print(url(args.host, port, token), soft_wrap=True, highlight=False)
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn stops, then raises the Ctrl+C it caught
-        pass
-    finally:
-        sock.close()
+    run_until_interrupted(server, sock)
     out.print("stopped")
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @contextmanager
@@ -122,21 +162,6 @@ def background_server(
     """The app on 127.0.0.1 (a free port) in a thread; yields (base URL, token) once it
     answers, or raises after `start_seconds`; stops it on exit."""
     token = token or secrets.token_urlsafe(24)
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
     server = _server(runs_dir, token, "127.0.0.1", play or PlaySettings())
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + start_seconds
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the web server stopped while starting")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the web server did not start in {start_seconds} s")
-            time.sleep(0.02)
+    with in_a_thread(server, "web server", start_seconds) as port:
         yield f"http://127.0.0.1:{port}", token
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
