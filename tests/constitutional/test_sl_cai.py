@@ -20,6 +20,7 @@ from selfimprove.constitutional.prompts import select
 from selfimprove.core.store import RunStore
 from selfimprove.experiments import export_kept, parse_config, resume_run, start_run
 from selfimprove.models.chat import Completion, Conversation, SamplingParams
+from selfimprove.models.lora import AdapterHost
 from tests.tiny import tiny
 
 
@@ -91,7 +92,7 @@ def test_held_out_prompts_are_never_trained_on(
 ) -> None:
     """What the trainer receives, decoded: no evaluation or validation prompt in it."""
     seen: list[str] = []
-    original = sl_cai.AdapterHost.train_completions
+    original = AdapterHost.train_completions
 
     def record(self: Any, adapter: Any, examples: Sequence[Any], *args: Any) -> Any:
         template = sl_cai.runtime(cfg).chat.template
@@ -99,7 +100,7 @@ def test_held_out_prompts_are_never_trained_on(
         return original(self, adapter, examples, *args)
 
     cfg = config(2, train_red_team=8, train_helpful=4, revisions=1, keep="all")
-    monkeypatch.setattr(sl_cai.AdapterHost, "train_completions", record)
+    monkeypatch.setattr(AdapterHost, "train_completions", record)
     start_run(cfg, tmp_path)
     assert seen, "nothing was trained on"
     prompts = sl_cai.Prompts.of(cfg)

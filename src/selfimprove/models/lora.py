@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -121,23 +121,12 @@ class AdapterHost:
     ) -> Adapter:
         """`steps` AdamW steps on random minibatches of `documents` `[N, T]` (warm-up then
         cosine decay), from `adapter`; returns the trained adapter."""
-        self.load(adapter)
-        trained = [p for p in self.net.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            trained, lr=config.learning_rate, weight_decay=config.weight_decay
-        )
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(steps, config))
-        self.net.train()
-        for _ in range(steps):
+
+        def loss() -> torch.Tensor:
             chosen = rng.integers(0, len(documents), size=config.batch_size)
-            loss = self._token_nll(documents[chosen], start).mean()
-            optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
-            torch.nn.utils.clip_grad_norm_(trained, 1.0)
-            optimizer.step()
-            schedule.step()
-        self.net.eval()
-        return self.current()
+            return self._token_nll(documents[chosen], start).mean()
+
+        return self._optimize(adapter, steps, config, loss)
 
     def train_completions(
         self,
@@ -151,6 +140,28 @@ class AdapterHost:
         """Supervised fine-tuning on (prompt ids, completion ids) pairs: `steps` AdamW steps
         on random minibatches (right-padded), the loss on completion tokens only (the
         prompt, a chat template's turn, is context). Returns the trained adapter."""
+
+        def loss() -> torch.Tensor:
+            chosen = rng.integers(0, len(examples), size=config.batch_size)
+            ids, labels, mask = _completion_batch([examples[i] for i in chosen], pad)
+            logits = self.net(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+            ).logits
+            return functional.cross_entropy(
+                logits[:, :-1].transpose(1, 2), labels[:, 1:].to(self.device), ignore_index=-100
+            )
+
+        return self._optimize(adapter, steps, config, loss)
+
+    def _optimize(
+        self,
+        adapter: Adapter,
+        steps: int,
+        config: LmTrainConfig,
+        loss_of_a_minibatch: Callable[[], torch.Tensor],
+    ) -> Adapter:
+        """`steps` AdamW steps from `adapter` (warm-up then cosine decay, gradients clipped
+        to norm 1), each on the loss of a fresh minibatch; returns the trained adapter."""
         self.load(adapter)
         trained = [p for p in self.net.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
@@ -159,14 +170,7 @@ class AdapterHost:
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(steps, config))
         self.net.train()
         for _ in range(steps):
-            chosen = rng.integers(0, len(examples), size=config.batch_size)
-            ids, labels, mask = _completion_batch([examples[i] for i in chosen], pad)
-            logits = self.net(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
-            ).logits
-            loss = functional.cross_entropy(
-                logits[:, :-1].transpose(1, 2), labels[:, 1:].to(self.device), ignore_index=-100
-            )
+            loss = loss_of_a_minibatch()
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
             torch.nn.utils.clip_grad_norm_(trained, 1.0)
