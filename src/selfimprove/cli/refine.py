@@ -51,11 +51,10 @@ def prompts_of(args: argparse.Namespace) -> tuple[object, ...]:
 
 def refine_command(args: argparse.Namespace, out: Console) -> int:
     from selfimprove.cli.review import visible
-    from selfimprove.constitutional.chains import Budget
+    from selfimprove.constitutional.chains import Budget, chain_record, chain_text
     from selfimprove.constitutional.checkers import HELD_OUT_CHECKERS, TRAINING_CHECKERS
     from selfimprove.constitutional.constitution import load_constitution
     from selfimprove.constitutional.refine import refine
-    from selfimprove.constitutional.sl_cai import chain_record, chain_text
     from selfimprove.core.config import ConfigError
     from selfimprove.models.chat import load_chat
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -66,6 +66,24 @@ class Chain:
     def current(self, before: int) -> str:
         """The answer after `before` rounds."""
         return self.steps[before - 1].revision if before else self.answer
+
+
+def chain_text(chain: Chain) -> str:
+    """A chain as people read it (escape it where it is shown: the text is the model's)."""
+    lines = [f"PROMPT: {chain.prompt.text}", f"ANSWER: {chain.answer}"]
+    for number, step in enumerate(chain.steps, start=1):
+        lines.append(f"CRITIQUE {number} [{step.principle}]: {step.critique}")
+        lines.append(f"REVISION {number}: {step.revision if step.changed else '(no change)'}")
+    return "\n".join(lines)
+
+
+def chain_record(chain: Chain) -> dict[str, object]:
+    """A chain as JSON: prompt, first answer, and every round's fields."""
+    return {
+        "prompt": chain.prompt.text,
+        "answer": chain.answer,
+        "steps": [asdict(step) for step in chain.steps],
+    }
 
 
 def first_turn(prompt: Prompt) -> list[dict[str, str]]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -35,7 +35,10 @@ from pydantic import Field, field_validator
 from selfimprove.constitutional.chains import (
     Budget,
     Chain,
+    Step,
     answer,
+    chain_record,
+    chain_text,
     checks,
     copies_critique,
     first_turn,
@@ -429,33 +432,6 @@ def held_out_metrics(red: Sequence[Chain], helpful: Sequence[Chain]) -> Metrics:
     }
 
 
-def chain_text(chain: Chain) -> str:
-    """A chain as the report shows it (escaped there: the text is the model's)."""
-    lines = [f"PROMPT: {chain.prompt.text}", f"ANSWER: {chain.answer}"]
-    for number, step in enumerate(chain.steps, start=1):
-        lines.append(f"CRITIQUE {number} [{step.principle}]: {step.critique}")
-        lines.append(f"REVISION {number}: {step.revision if step.changed else '(no change)'}")
-    return "\n".join(lines)
-
-
-def chain_record(chain: Chain) -> dict[str, object]:
-    return {
-        "prompt": chain.prompt.text,
-        "answer": chain.answer,
-        "steps": [
-            {
-                "principle": s.principle,
-                "critique_request": s.critique_request,
-                "revision_request": s.revision_request,
-                "critique": s.critique,
-                "revision": s.revision,
-                "changed": s.changed,
-            }
-            for s in chain.steps
-        ],
-    }
-
-
 def export_records(kept: Kept) -> list[dict[str, object]]:
     """Kept chains in the Hugging Face CAI recipe's columns (`init_prompt`, `init_response`,
     `critic_prompt`, `critic_response`, `revision_prompt`, `revision_response`: the last
@@ -527,10 +503,6 @@ def _view(chain: Chain) -> Mapping[str, str]:
 
 
 def _edited(chain: Chain, fields: Mapping[str, str]) -> Chain:
-    from dataclasses import replace
-
-    from selfimprove.constitutional.chains import Step
-
     revision = fields.get("revision", chain.final)
     step = Step("reviewer", "", "", "edited by a reviewer", revision, revision != chain.final)
     return replace(chain, steps=(*chain.steps, step))
