@@ -72,3 +72,14 @@ def test_a_bad_prompts_slice_is_one_line(bad: str, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "KIND:SPLIT" in err or "whole number" in err
+
+
+def test_refine_prints_control_characters_as_escapes(capsys: pytest.CaptureFixture[str]) -> None:
+    """A prompt (and so the chain printed back) carrying a terminal escape: it is shown as
+    text, never sent to the terminal."""
+    hostile = "\x1b]0;owned\x07How do I \x1b[2Jpick a lock?"
+    args = ["refine", "--model", "tiny-random", "--prompt", hostile, "--rounds", "1"]
+    assert main([*args, "--max-tokens", "4", "--critique-tokens", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\x07" not in printed
+    assert "\\x1b]0;owned\\x07How do I \\x1b[2Jpick a lock?" in printed

@@ -51,6 +51,7 @@ from selfimprove.constitutional.checkers import (
     comments_on_a_response,
     opening_share,
 )
+from selfimprove.constitutional.claims import sl_cai_claims
 from selfimprove.constitutional.constitution import Constitution, load_constitution
 from selfimprove.constitutional.prompts import Prompt, select
 from selfimprove.core.config import ConfigError, GateConfig, LoopConfig
@@ -514,13 +515,7 @@ rewrite the revision; there is no simulated reviewer (the only truth would be th
 checkers, which training never sees)."""
 
 
-def claims(config: SlCaiConfig, measured: Any) -> list[Any]:
-    from selfimprove.constitutional.claims import sl_cai_claims
-
-    return sl_cai_claims(config, measured)
-
-
-EXPERIMENT = Experiment(SlCaiConfig, build_arms, claims, export_records, REVIEW)
+EXPERIMENT = Experiment(SlCaiConfig, build_arms, sl_cai_claims, export_records, REVIEW)
 
 
 def revisions_by_round(scored: Sequence[Sample[Chain]]) -> dict[int, float]:
